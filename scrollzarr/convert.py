@@ -1,0 +1,304 @@
+"""scroll_to_ome: slices -> multi-resolution OME-Zarr.
+
+:func:`convert` checks everything it can before writing (slices, options, output), builds
+the task plan (:mod:`scrollzarr.plan`), runs it, and writes the NGFF metadata. The
+multiscales metadata lists only levels that are complete, and a store whose conversion
+has not finished carries ``"scrollzarr": {"complete": false}`` in its attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import psutil
+
+from . import ngff, plan as planning, pyramid, store
+from .errors import ScrollError
+from .slices import SliceStack, find_slices
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of scroll_to_ome.py (see the README for each)."""
+
+    chunk_size: int = 128
+    nlevels: int = 6
+    max_gb: float | None = None
+    zarr_only: bool = False
+    overwrite: bool = False
+    algorithm: str = "mean"
+    ranges: str | None = None
+    first_new_level: int | None = None
+    obytes: int | None = None
+    num_threads: int | None = None
+    voxel_size: float | None = None
+    allow_missing: bool = False
+    quiet: bool = False
+    scheduler: str | None = None  # None: local threads; "local" or tcp://HOST:PORT: dask
+    workers: int | None = None  # workers of a LocalCluster with scheduler "local"
+
+
+def _executor(o: Options) -> Callable[..., None]:
+    """The function that runs a plan: ``run(plan, num_threads, quiet, on_level_done=...)``.
+
+    The default runs tasks on local threads; ``--scheduler`` hands the same plan to a
+    dask.distributed cluster (imported only then, so dask is needed only for that).
+    """
+    if o.scheduler is None:
+        return planning.run_local
+    from . import distributed
+
+    def run(plan, num_threads, quiet, **hooks):
+        distributed.run_dask(plan, o.scheduler, workers=o.workers or num_threads,
+                             quiet=quiet, **hooks)
+    return run
+
+
+def parse_ranges(text: str | None, sizes_xyz: tuple[int, int, int]) -> list[Span]:
+    """Parse ``--ranges X,Y,Z`` (each ``min:max`` in python slice syntax, step 1, empty =
+    all; fewer than three parts leave the rest whole) against the extent ``sizes_xyz``.
+
+    Returns ``[(x0, x1), (y0, y1), (z0, z1)]`` with ``0 <= a < b <= size``; negative
+    bounds count from the end as in python. Raises :class:`ScrollError` for malformed,
+    empty or out-of-bounds ranges.
+    """
+    parts = [] if text is None or text.strip() == "" else text.split(",")
+    if len(parts) > 3:
+        raise ScrollError(f"--ranges {text!r}: at most three comma-separated ranges (x,y,z)")
+    parts += [""] * (3 - len(parts))
+    spans = []
+    for axis, part, size in zip("xyz", parts, sizes_xyz):
+        part = part.strip()
+        if part in ("", ":"):
+            spans.append((0, size))
+            continue
+        fields = part.split(":")
+        if len(fields) == 3 and fields[2].strip() in ("", "1"):
+            fields = fields[:2]
+        if len(fields) != 2:
+            raise ScrollError(f"--ranges: {axis} range {part!r} is not min:max (step 1)")
+        bounds = []
+        for value, default in zip(fields, (0, size)):
+            value = value.strip()
+            if value == "":
+                bounds.append(default)
+                continue
+            try:
+                v = int(value)
+            except ValueError:
+                raise ScrollError(f"--ranges: {axis} range {part!r} has a non-integer "
+                                  f"bound {value!r}") from None
+            if v < 0:
+                v += size
+            if not 0 <= v <= size:
+                raise ScrollError(f"--ranges: {axis} range {part!r} is outside the "
+                                  f"volume (0:{size})")
+            bounds.append(v)
+        if bounds[0] >= bounds[1]:
+            raise ScrollError(f"--ranges: {axis} range {part!r} is empty")
+        spans.append((bounds[0], bounds[1]))
+    return spans
+
+
+def default_budget_gb() -> float:
+    """Half the memory available now, in GiB: leaves room for the page cache."""
+    return psutil.virtual_memory().available / 2**30 / 2
+
+
+def _check_options(o: Options) -> None:
+    if o.chunk_size <= 0:
+        raise ScrollError(f"--chunk_size {o.chunk_size}: must be a positive integer")
+    if o.nlevels <= 0:
+        raise ScrollError(f"--nlevels {o.nlevels}: must be at least 1 (level 0)")
+    if o.max_gb is not None and o.max_gb <= 0:
+        raise ScrollError(f"--max_gb {o.max_gb}: must be positive")
+    if o.algorithm not in pyramid.ALGORITHMS:
+        raise ScrollError(f"--algorithm {o.algorithm}: choose one of "
+                          + ", ".join(pyramid.ALGORITHMS))
+    if o.obytes not in (None, 1, 2):
+        raise ScrollError(f"--obytes {o.obytes}: must be 1 (uint8) or 2 (uint16)")
+    if o.num_threads is not None and o.num_threads <= 0:
+        raise ScrollError(f"--num_threads {o.num_threads}: must be at least 1")
+    if o.voxel_size is not None and not o.voxel_size > 0:
+        raise ScrollError(f"--voxel_size {o.voxel_size}: must be positive (micrometers)")
+    if o.first_new_level is not None:
+        if o.zarr_only:
+            raise ScrollError("--first_new_level cannot be combined with --zarr_only")
+        if o.first_new_level < 1:
+            raise ScrollError(f"--first_new_level {o.first_new_level}: must be at least 1")
+        if o.first_new_level >= o.nlevels:
+            raise ScrollError(f"--first_new_level {o.first_new_level}: must be below "
+                              f"--nlevels {o.nlevels}")
+
+
+def _output_dtype(stack_dtype: np.dtype, obytes: int | None) -> tuple[np.dtype, int]:
+    """Return (output dtype, right shift) for ``--obytes``."""
+    if obytes is None or obytes == stack_dtype.itemsize:
+        return stack_dtype, 0
+    if obytes == 1 and stack_dtype == np.uint16:
+        return np.dtype(np.uint8), 8
+    raise ScrollError(f"--obytes {obytes}: cannot convert {stack_dtype} slices "
+                      "(only uint16 -> uint8 with --obytes 1)")
+
+
+def _name(output: str) -> str:
+    return Path(output.rstrip("/")).stem
+
+
+def convert(input_dir: str | Path, output: str | Path, options: Options = Options(),
+            note: Callable[[str], None] | None = None) -> str:
+    """Convert the slices in ``input_dir`` to an OME-Zarr store at ``output``.
+
+    Returns the output path. Raises :class:`ScrollError` for bad input or options,
+    before anything is written whenever the problem can be seen in advance.
+    """
+    o = options
+    say = note or (lambda s: None if o.quiet else print(s, file=sys.stderr))
+    _check_options(o)
+    output = str(output)
+    if o.first_new_level is not None:
+        return _add_levels(output, o, say)
+
+    stack = find_slices(input_dir, allow_missing=o.allow_missing, note=say)
+    ny, nx = stack.shape
+    (x0, x1), (y0, y1), (z0, z1) = parse_ranges(o.ranges, (nx, ny, stack.z_stop))
+    dtype, shift = _output_dtype(stack.dtype, o.obytes)
+    if z1 <= stack.z_first or not any(z0 <= z < z1 for z in stack.paths):
+        raise ScrollError(f"--ranges: z range {z0}:{z1} holds no slices "
+                          f"(slices {stack.z_first}..{stack.z_stop - 1})")
+    shape0 = (z1 - z0, y1 - y0, x1 - x0)
+    nlevels = 1 if o.zarr_only else o.nlevels
+    shapes = [shape0]
+    for _ in range(1, nlevels):
+        shapes.append(pyramid.reduced_shape(shapes[-1]))
+
+    store.prepare_output(output, o.overwrite)
+    origin = (z0, y0, x0)
+    slice_paths = tuple(str(stack.paths[z]) if z in stack.paths else None
+                        for z in range(z0, z1))
+    filled = _filled_spans(stack, z0, z1, nlevels, o.algorithm)
+    if o.zarr_only:
+        arrays = (str(output),)
+    else:
+        arrays = tuple(store.join(output, str(level)) for level in range(nlevels))
+    job = planning.Job(slice_paths=slice_paths, crop_y=(y0, y1), crop_x=(x0, x1),
+                       arrays=arrays, shapes=tuple(shapes),
+                       algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
+                       chunk=o.chunk_size, dtype=dtype.str, shift=shift, filled=filled)
+    threads = o.num_threads or os.cpu_count() or 1
+    plan = _make_plan(job, 0, o.max_gb, threads, say)
+    say(f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
+        f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})")
+
+    own = {"complete": False, "origin_zyx": list(origin)}
+    if o.zarr_only:
+        store.create_array(output, shape0, o.chunk_size, dtype,
+                           attributes={ngff.OWN_KEY: own})
+    else:
+        store.create_group(output)
+        store.set_attributes(output, {ngff.OWN_KEY: own})
+        for level, shape in enumerate(shapes):
+            store.create_array(arrays[level], shape, o.chunk_size, dtype)
+
+    levels_meta = [(str(level), "none" if level == 0 else o.algorithm)
+                   for level in range(nlevels)]
+
+    def level_done(level: int) -> None:
+        if o.zarr_only:
+            return
+        attrs = {"multiscales": [ngff.multiscales(levels_meta[:level + 1], origin,
+                                                  o.voxel_size, name=_name(output))],
+                 ngff.OWN_KEY: {**own, "complete": level == nlevels - 1}}
+        store.set_attributes(output, attrs)
+
+    _executor(o)(plan, threads, o.quiet, on_level_done=level_done)
+    if o.zarr_only:
+        store.set_attributes(output, {ngff.OWN_KEY: {**own, "complete": True}})
+    say(f"done: {output}")
+    return output
+
+
+def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
+                  algorithm: str) -> tuple[Span, ...]:
+    """Per level, the z span that can hold non-zero data (level-0 indices start at z0)."""
+    lo = max(min(stack.paths), z0) - z0
+    hi = min(max(stack.paths) + 1, z1) - z0
+    spans = [(lo, hi)]
+    h = pyramid.halo(algorithm)
+    nz = z1 - z0
+    for _ in range(1, nlevels):
+        nz = -(-nz // 2)
+        lo, hi = max((lo - h) // 2, 0), min(-(-(hi + h) // 2), nz)
+        spans.append((lo, hi))
+    return tuple(spans)
+
+
+def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, threads: int,
+               say: Callable[[str], None]) -> planning.Plan:
+    budget = max_gb if max_gb is not None else default_budget_gb()
+    if max_gb is None:
+        say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
+    try:
+        return planning.make_plan(job, first_level, budget * 2**30 / threads)
+    except ValueError as exc:
+        raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
+                          f"{threads} parallel task(s) needs {float(str(exc)) * threads:.2f} GB "
+                          "(raise --max_gb, or lower --num_threads or --chunk_size)") from None
+
+
+def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
+    """``--first_new_level N``: (re)build levels N.. of an existing store from level N-1."""
+    if not store.is_zarr_store(output):
+        raise ScrollError(f"{output}: --first_new_level needs an existing OME-Zarr store")
+    attrs = store.get_attributes(output)
+    ms = attrs.get("multiscales")
+    if not ms:
+        raise ScrollError(f"{output}: no multiscales metadata; cannot add levels")
+    datasets = ms[0]["datasets"]
+    n = o.first_new_level
+    if n > len(datasets):
+        raise ScrollError(f"--first_new_level {n}: beyond the existing levels "
+                          f"(store has levels 0..{len(datasets) - 1})")
+    src = store.open_array(store.join(output, datasets[n - 1]["path"]), mode="r")
+    chunk = src.chunks[0]
+    algorithms_old = ms[0].get("metadata", {}).get("algorithms") or (
+        ["none"] + [ms[0].get("type", "mean")] * (len(datasets) - 1))
+    shapes = [tuple(store.open_array(store.join(output, d["path"]), mode="r").shape)
+              for d in datasets[:n]]
+    for _ in range(n, o.nlevels):
+        shapes.append(pyramid.reduced_shape(shapes[-1]))
+    scale0, trans0 = ngff._transforms(datasets[0])
+    voxel = scale0[0] if any(a.get("unit") for a in ms[0]["axes"]) else None
+    unit = voxel or 1.0
+    origin = tuple(t / unit for t in trans0)
+    algorithms = list(algorithms_old[:n]) + [o.algorithm] * (o.nlevels - n)
+    arrays = tuple(store.join(output, str(level)) for level in range(o.nlevels))
+    for level in range(n, len(datasets)):
+        store.remove(store.join(output, datasets[level]["path"]))
+    for level in range(n, o.nlevels):
+        store.create_array(arrays[level], shapes[level], chunk, src.dtype)
+    job = planning.Job(slice_paths=(), crop_y=(0, 0), crop_x=(0, 0), arrays=arrays,
+                       shapes=tuple(shapes), algorithms=tuple(algorithms), chunk=chunk,
+                       dtype=np.dtype(src.dtype).str)
+    threads = o.num_threads or os.cpu_count() or 1
+    plan = _make_plan(job, n, o.max_gb, threads, say)
+    levels_meta = [(str(level), algorithms[level]) for level in range(o.nlevels)]
+    own = {**attrs.get(ngff.OWN_KEY, {})}
+
+    def level_done(level: int) -> None:
+        store.set_attributes(output, {
+            "multiscales": [ngff.multiscales(levels_meta[:level + 1], origin, voxel,
+                                             name=ms[0].get("name", _name(output)))],
+            ngff.OWN_KEY: {**own, "complete": level == o.nlevels - 1}})
+
+    level_done(n - 1)  # metadata lists only complete levels while new ones are written
+    _executor(o)(plan, threads, o.quiet, on_level_done=level_done)
+    say(f"done: levels {n}..{o.nlevels - 1} added to {output}")
+    return output
