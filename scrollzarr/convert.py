@@ -249,7 +249,7 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
         return planning.make_plan(job, first_level, budget * 2**30 / threads)
     except ValueError as exc:
         raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
-                          f"{threads} parallel task(s) needs {float(str(exc)) * threads:.2f} GB "
+                          f"{threads} parallel task(s) needs {float(str(exc)) * threads:.3g} GB "
                           "(raise --max_gb, or lower --num_threads or --chunk_size)") from None
 
 

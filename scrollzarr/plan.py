@@ -107,7 +107,7 @@ def make_plan(job: Job, first_level: int, task_budget: float) -> Plan:
         band = band_rows(nx, c, itemsize, task_budget, ny, factor)
         if band == 0:
             need = factor * c * c * nx * itemsize
-            raise ValueError(f"{need / 2**30:.2f}")
+            raise ValueError(str(need / 2**30))
         z_lo, z_hi = job.filled[level] if job.filled else (0, nz)
         tasks = []
         for z0 in range((z_lo // c) * c, z_hi, c):

@@ -1,0 +1,263 @@
+"""Bad input: each case gives one exact error line, a non-zero exit, and changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import ROOT, random_volume, run_script, write_stack
+
+
+def good_stack(d: Path, n: int = 4, shape=(6, 7)) -> Path:
+    return write_stack(d, random_volume((n,) + shape, seed=3))
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file below root with its hash and mtime, to prove nothing changed."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p)] = (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        else:
+            out[str(p)] = ("dir", 0)
+    return out
+
+
+# each case: (id, setup(tmp) -> (args, expected error line without "error: ", exit code))
+def case_missing_dir(t):
+    return [t / "nope", t / "o.zarr"], f"{t / 'nope'}: input directory does not exist", 1
+
+
+def case_empty_dir(t):
+    (t / "in").mkdir()
+    return [t / "in", t / "o.zarr"], f"{t / 'in'}: no TIFF slices (*.tif, *.tiff) found", 1
+
+
+def case_no_tiffs(t):
+    (t / "in").mkdir()
+    (t / "in" / "readme.txt").write_text("x")
+    (t / "in" / "0001.png").write_bytes(b"x")
+    return [t / "in", t / "o.zarr"], f"{t / 'in'}: no TIFF slices (*.tif, *.tiff) found", 1
+
+
+def case_duplicate_numbers(t):
+    d = good_stack(t / "in")
+    shutil.copy(d / "00001.tif", d / "x_1.tif")
+    return ([d, t / "o.zarr"],
+            f"{d / 'x_1.tif'}: duplicate slice number 1 (also 00001.tif)", 1)
+
+
+def case_gaps(t):
+    d = good_stack(t / "in", n=8)
+    for z in (2, 3, 6):
+        (d / f"{z:05d}.tif").unlink()
+    return ([d, t / "o.zarr"],
+            f"{d}: missing slices 2-3, 6 (use --allow_missing to fill them with zeros)", 1)
+
+
+def case_mixed_shapes(t):
+    d = good_stack(t / "in")
+    tifffile.imwrite(d / "00002.tif", np.zeros((8, 9), np.uint16))
+    return ([d, t / "o.zarr"], f"{d / '00002.tif'}: slice shape 9x8 (width x height) "
+            "differs from 7x6 of 00000.tif", 1)
+
+
+def case_mixed_dtypes(t):
+    d = good_stack(t / "in")
+    tifffile.imwrite(d / "00003.tif", np.zeros((6, 7), np.uint8))
+    return [d, t / "o.zarr"], f"{d / '00003.tif'}: slice dtype uint8 differs from uint16 " \
+        "of 00000.tif", 1
+
+
+def case_truncated_tiff(t):
+    d = good_stack(t / "in", shape=(60, 70))
+    p = d / "00001.tif"
+    data = p.read_bytes()
+    # keep the header (tifffile writes it first) but cut the pixel data short
+    p.write_bytes(data[:2000])
+    return [d, t / "o.zarr"], f"{p}: truncated TIFF (pixel data ends past the file's " \
+        "2000 bytes)", 1
+
+
+def case_zero_byte_tiff(t):
+    d = good_stack(t / "in")
+    (d / "00002.tif").write_bytes(b"")
+    return [d, t / "o.zarr"], f"{d / '00002.tif'}: empty file (0 bytes)", 1
+
+
+def case_rgb_tiff(t):
+    d = good_stack(t / "in")
+    tifffile.imwrite(d / "00001.tif", np.zeros((6, 7, 3), np.uint16), photometric="rgb")
+    return [d, t / "o.zarr"], f"{d / '00001.tif'}: image of shape (6, 7, 3); slices must " \
+        "be 2-D single-channel (not RGB or multi-sample)", 1
+
+
+def case_multipage_tiff(t):
+    d = good_stack(t / "in")
+    p = d / "00001.tif"
+    with tifffile.TiffWriter(p) as w:
+        w.write(np.zeros((6, 7), np.uint16))
+        w.write(np.zeros((6, 7), np.uint16))
+    return [d, t / "o.zarr"], f"{p}: 2 pages; slices must be single-page TIFFs", 1
+
+
+def case_not_a_tiff(t):
+    d = good_stack(t / "in")
+    (d / "00002.tif").write_bytes(b"this is not a tiff file at all")
+    out = run_script("scroll_to_ome.py", d, t / "probe.zarr")  # message text from tifffile
+    return [d, t / "o.zarr"], out.stderr.strip().splitlines()[-1][len("error: "):], 1
+
+
+def case_output_exists(t):
+    d = good_stack(t / "in")
+    run_script("scroll_to_ome.py", d, t / "o.zarr", "--quiet", "--chunk_size", "4",
+               check=True)
+    return [d, t / "o.zarr"], f"{t / 'o.zarr'}: output already exists (use --overwrite " \
+        "to replace it)", 1
+
+
+def case_output_is_file(t):
+    d = good_stack(t / "in")
+    (t / "o.zarr").write_text("x")
+    return [d, t / "o.zarr"], f"{t / 'o.zarr'}: output exists and is not a directory", 1
+
+
+def case_overwrite_non_zarr_dir(t):
+    d = good_stack(t / "in")
+    (t / "precious").mkdir()
+    (t / "precious" / "thesis.txt").write_text("do not delete")
+    return ([d, t / "precious", "--overwrite"],
+            f"{t / 'precious'}: --overwrite refuses to delete a directory that is not a "
+            "zarr store", 1)
+
+
+def _ranges(value, message):
+    def case(t):
+        d = good_stack(t / "in")
+        return [d, t / "o.zarr", "--ranges", value], message, 1
+    return case
+
+
+def case_chunk_size_zero(t):
+    d = good_stack(t / "in")
+    return [d, t / "o.zarr", "--chunk_size", "0"], "--chunk_size 0: must be a positive " \
+        "integer", 1
+
+
+def case_nlevels_zero(t):
+    d = good_stack(t / "in")
+    return [d, t / "o.zarr", "--nlevels", "0"], "--nlevels 0: must be at least 1 (level 0)", 1
+
+
+def case_max_gb_too_small(t):
+    d = good_stack(t / "in", shape=(60, 1000))
+    need = 2.0 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, two bytes a voxel
+    return ([d, t / "o.zarr", "--max_gb", "0.0001", "--num_threads", "1"],
+            f"--max_gb 0.0001 is too small: one chunk row of 1 parallel task(s) needs "
+            f"{need:.3g} GB (raise --max_gb, or lower --num_threads or --chunk_size)", 1)
+
+
+def case_first_new_level_beyond(t):
+    d = good_stack(t / "in")
+    run_script("scroll_to_ome.py", d, t / "o.zarr", "--quiet", "--nlevels", "2", check=True)
+    return ([d, t / "o.zarr", "--first_new_level", "4", "--nlevels", "6"],
+            "--first_new_level 4: beyond the existing levels (store has levels 0..1)", 1)
+
+
+def case_bad_option_value(t):
+    d = good_stack(t / "in")
+    return [d, t / "o.zarr", "--chunk_size", "big"], None, 2
+
+
+def case_unknown_algorithm(t):
+    d = good_stack(t / "in")
+    return [d, t / "o.zarr", "--algorithm", "median"], None, 2
+
+
+CASES = {
+    "missing input dir": case_missing_dir,
+    "empty input dir": case_empty_dir,
+    "no TIFFs": case_no_tiffs,
+    "duplicate slice numbers": case_duplicate_numbers,
+    "gaps": case_gaps,
+    "mixed shapes": case_mixed_shapes,
+    "mixed dtypes": case_mixed_dtypes,
+    "truncated TIFF": case_truncated_tiff,
+    "zero-byte TIFF": case_zero_byte_tiff,
+    "RGB TIFF": case_rgb_tiff,
+    "multi-page TIFF": case_multipage_tiff,
+    "not a TIFF": case_not_a_tiff,
+    "output exists": case_output_exists,
+    "output is a file": case_output_is_file,
+    "--overwrite on a non-zarr dir": case_overwrite_non_zarr_dir,
+    "ranges non-integer": _ranges("a:5", "--ranges: x range 'a:5' has a non-integer bound 'a'"),
+    "ranges step": _ranges("0:5:2", "--ranges: x range '0:5:2' is not min:max (step 1)"),
+    "ranges no colon": _ranges(",3,", "--ranges: y range '3' is not min:max (step 1)"),
+    "ranges four axes": _ranges("1:2,1:2,1:2,1:2",
+                                "--ranges '1:2,1:2,1:2,1:2': at most three comma-separated "
+                                "ranges (x,y,z)"),
+    "ranges empty": _ranges("4:4", "--ranges: x range '4:4' is empty"),
+    "ranges reversed": _ranges(",5:2,", "--ranges: y range '5:2' is empty"),
+    "ranges out of bounds": _ranges("0:100", "--ranges: x range '0:100' is outside the "
+                                             "volume (0:7)"),
+    "ranges z without slices": _ranges(",,9:", "--ranges: z range '9:' is outside the "
+                                               "volume (0:4)"),
+    "chunk_size <= 0": case_chunk_size_zero,
+    "nlevels <= 0": case_nlevels_zero,
+    "max_gb too small for one chunk row": case_max_gb_too_small,
+    "first_new_level beyond the levels": case_first_new_level_beyond,
+    "non-integer option (usage)": case_bad_option_value,
+    "unknown algorithm (usage)": case_unknown_algorithm,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_refused_with_one_clear_line(tmp_path, name):
+    args, expected, code = CASES[name](tmp_path)
+    before = snapshot(tmp_path)
+    proc = run_script("scroll_to_ome.py", *args)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if expected is not None:
+        assert proc.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    assert snapshot(tmp_path) == before, "a refused run changed files"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = run_script("scroll_to_ome.py", tmp_path / "nope", tmp_path / "o.zarr", "--debug")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions")
+def test_unreadable_slice_is_named(tmp_path):
+    base = Path("/tmp") / f"scrollzarr-perm-{os.getpid()}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(mode=0o777)
+    try:
+        os.chmod(base, 0o777)
+        d = good_stack(base / "in")
+        for p in [d, *d.iterdir()]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        os.chmod(d / "00001.tif", 0o000)
+        cmd = [sys.executable, str(ROOT / "scroll_to_ome.py"), str(d), str(base / "o.zarr")]
+        if os.geteuid() == 0:
+            # root reads everything: run as an unprivileged user to see the refusal
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv")
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + cmd
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "HOME": str(base)})
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == \
+            f"error: {d / '00001.tif'}: permission denied"
+        assert not (base / "o.zarr").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
