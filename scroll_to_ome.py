@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="voxel size in micrometers, recorded as axis units and scales")
     p.add_argument("--allow_missing", action="store_true",
                    help="fill missing slice numbers with zeros instead of failing")
+    p.add_argument("--zarr_format", type=int, default=2, choices=(2, 3),
+                   help="2: zarr v2 + NGFF 0.4 (khartes, zarr2://; default); "
+                        "3: zarr v3 + NGFF 0.5 (zarr3://)")
+    p.add_argument("--shard_size", type=int, default=None,
+                   help="zarr v3: edge of the shards in voxels, a multiple of --chunk_size "
+                        "(default: no sharding)")
+    p.add_argument("--compression", default="none",
+                   help="none (default), zstd[:level], blosc-zstd[:level], ... ")
     p.add_argument("--scheduler", default=None,
                    help="run on dask.distributed: 'local' (a LocalCluster) or the address "
                         "of a running scheduler, tcp://HOST:8786 (default: local threads)")
@@ -69,7 +77,8 @@ def main(args: argparse.Namespace) -> None:
         ranges=args.ranges, first_new_level=args.first_new_level, obytes=args.obytes,
         num_threads=args.num_threads, voxel_size=args.voxel_size,
         allow_missing=args.allow_missing, quiet=args.quiet, scheduler=args.scheduler,
-        workers=args.workers)
+        workers=args.workers, zarr_format=args.zarr_format, shard_size=args.shard_size,
+        compression=args.compression)
     convert(args.tiff_dir, args.output, options)
 
 

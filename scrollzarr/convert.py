@@ -43,6 +43,9 @@ class Options:
     quiet: bool = False
     scheduler: str | None = None  # None: local threads; "local" or tcp://HOST:PORT: dask
     workers: int | None = None  # workers of a LocalCluster with scheduler "local"
+    zarr_format: int = 2
+    shard_size: int | None = None  # zarr v3: edge of a shard (a multiple of chunk_size)
+    compression: str = "none"
 
 
 def _executor(o: Options) -> Callable[..., None]:
@@ -184,6 +187,8 @@ def convert(input_dir: str | Path, output: str | Path, options: Options = Option
     slice_paths = tuple(str(stack.paths[z]) if z in stack.paths else None
                         for z in range(z0, z1))
     filled = _filled_spans(stack, z0, z1, nlevels, o.algorithm)
+    # a task writes whole shards (or whole chunks), never part of one another task writes
+    unit = o.shard_size or o.chunk_size
     if o.zarr_only:
         arrays = (str(output),)
     else:
@@ -191,21 +196,22 @@ def convert(input_dir: str | Path, output: str | Path, options: Options = Option
     job = planning.Job(slice_paths=slice_paths, crop_y=(y0, y1), crop_x=(x0, x1),
                        arrays=arrays, shapes=tuple(shapes),
                        algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
-                       chunk=o.chunk_size, dtype=dtype.str, shift=shift, filled=filled)
+                       chunk=unit, dtype=dtype.str, shift=shift, filled=filled)
     threads = o.num_threads or os.cpu_count() or 1
     plan = _make_plan(job, 0, o.max_gb, threads, say)
     say(f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
         f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})")
 
     own = {"complete": False, "origin_zyx": list(origin)}
+    layout = dict(zarr_format=o.zarr_format, shard=o.shard_size, compression=o.compression)
     if o.zarr_only:
         store.create_array(output, shape0, o.chunk_size, dtype,
-                           attributes={ngff.OWN_KEY: own})
+                           attributes={ngff.OWN_KEY: own}, **layout)
     else:
-        store.create_group(output)
+        store.create_group(output, o.zarr_format)
         store.set_attributes(output, {ngff.OWN_KEY: own})
         for level, shape in enumerate(shapes):
-            store.create_array(arrays[level], shape, o.chunk_size, dtype)
+            store.create_array(arrays[level], shape, o.chunk_size, dtype, **layout)
 
     levels_meta = [(str(level), "none" if level == 0 else o.algorithm)
                    for level in range(nlevels)]
@@ -213,8 +219,8 @@ def convert(input_dir: str | Path, output: str | Path, options: Options = Option
     def level_done(level: int) -> None:
         if o.zarr_only:
             return
-        attrs = {"multiscales": [ngff.multiscales(levels_meta[:level + 1], origin,
-                                                  o.voxel_size, name=_name(output))],
+        attrs = {**ngff.image_attributes(levels_meta[:level + 1], origin, o.voxel_size,
+                                         _name(output), o.zarr_format),
                  ngff.OWN_KEY: {**own, "complete": level == nlevels - 1}}
         store.set_attributes(output, attrs)
 
@@ -253,12 +259,18 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
                           "(raise --max_gb, or lower --num_threads or --chunk_size)") from None
 
 
+def _shard_of(array) -> int | None:
+    """Edge of the shards of a sharded v3 array, None if it is not sharded."""
+    shards = getattr(array, "shards", None)
+    return shards[0] if shards else None
+
+
 def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
     """``--first_new_level N``: (re)build levels N.. of an existing store from level N-1."""
     if not store.is_zarr_store(output):
         raise ScrollError(f"{output}: --first_new_level needs an existing OME-Zarr store")
     attrs = store.get_attributes(output)
-    ms = attrs.get("multiscales")
+    ms = ngff.multiscales_of(attrs)
     if not ms:
         raise ScrollError(f"{output}: no multiscales metadata; cannot add levels")
     datasets = ms[0]["datasets"]
@@ -282,10 +294,15 @@ def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
     arrays = tuple(store.join(output, str(level)) for level in range(o.nlevels))
     for level in range(n, len(datasets)):
         store.remove(store.join(output, datasets[level]["path"]))
+    zarr_format = src.metadata.zarr_format
+    shard = _shard_of(src)
     for level in range(n, o.nlevels):
-        store.create_array(arrays[level], shapes[level], chunk, src.dtype)
+        store.create_array(arrays[level], shapes[level], chunk, src.dtype,
+                           zarr_format=zarr_format, shard=shard,
+                           compression=store.compression_of(src))
     job = planning.Job(slice_paths=(), crop_y=(0, 0), crop_x=(0, 0), arrays=arrays,
-                       shapes=tuple(shapes), algorithms=tuple(algorithms), chunk=chunk,
+                       shapes=tuple(shapes), algorithms=tuple(algorithms),
+                       chunk=shard or chunk,
                        dtype=np.dtype(src.dtype).str)
     threads = o.num_threads or os.cpu_count() or 1
     plan = _make_plan(job, n, o.max_gb, threads, say)
@@ -294,8 +311,8 @@ def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
 
     def level_done(level: int) -> None:
         store.set_attributes(output, {
-            "multiscales": [ngff.multiscales(levels_meta[:level + 1], origin, voxel,
-                                             name=ms[0].get("name", _name(output)))],
+            **ngff.image_attributes(levels_meta[:level + 1], origin, voxel,
+                                    ms[0].get("name", _name(output)), zarr_format),
             ngff.OWN_KEY: {**own, "complete": level == o.nlevels - 1}})
 
     level_done(n - 1)  # metadata lists only complete levels while new ones are written

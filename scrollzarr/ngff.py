@@ -83,6 +83,17 @@ def multiscales(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0,
     return entry
 
 
+def image_attributes(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0, 0, 0),
+                     voxel_size: float | None = None, name: str = "scroll",
+                     zarr_format: int = 2) -> dict[str, Any]:
+    """The NGFF part of an image group's attributes: ``{"multiscales": [...]}`` (NGFF
+    0.4, zarr v2) or ``{"ome": {"version": "0.5", "multiscales": [...]}}`` (zarr v3)."""
+    if zarr_format == 2:
+        return {"multiscales": [multiscales(levels, origin, voxel_size, name, "0.4")]}
+    return {"ome": {"version": "0.5",
+                    "multiscales": [multiscales(levels, origin, voxel_size, name, "0.5")]}}
+
+
 @dataclass(frozen=True)
 class Volume:
     """An opened level of a store: the array and how scroll coordinates map onto it.
@@ -103,7 +114,8 @@ class Volume:
             self.offset)
 
 
-def _multiscales_of(attrs: dict) -> list | None:
+def multiscales_of(attrs: dict) -> list | None:
+    """The ``multiscales`` list of a group's attributes (NGFF 0.4 or 0.5), or None."""
     if "ome" in attrs and isinstance(attrs["ome"], dict):
         return attrs["ome"].get("multiscales")
     return attrs.get("multiscales")
@@ -128,7 +140,7 @@ def open_volume(store: str, level: int | None = None) -> Volume:
             raise ScrollError(f"{store}: expected a 3-D (z, y, x) array, got {node.ndim}-D")
         origin = node.attrs.get(OWN_KEY, {}).get("origin_zyx", [0, 0, 0])
         return Volume(node, 0, (1.0, 1.0, 1.0), tuple(-float(o) for o in origin))
-    ms = _multiscales_of(dict(node.attrs))
+    ms = multiscales_of(dict(node.attrs))
     if not ms:
         raise ScrollError(f"{store}: a zarr group without OME-NGFF multiscales metadata")
     datasets = ms[0]["datasets"]

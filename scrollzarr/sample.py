@@ -83,11 +83,14 @@ def write_scroll(directory: str | Path, shape: tuple[int, int, int] = (256, 512,
     ``first`` on, into ``directory``; return the paths. ``shape`` is (z, y, x)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(shape[0]):
-        z = first + i
-        path = directory / f"{z:0{digits}d}.tif"
-        tifffile.imwrite(path, make_slice(z, shape, seed), compression=compression,
-                         photometric="minisblack")
-        paths.append(path)
-    return paths
+    return [write_slice(directory, first + i, shape, compression, seed, digits)
+            for i in range(shape[0])]
+
+
+def write_slice(directory: str | Path, z: int, shape: tuple[int, int, int],
+                compression: str | None = None, seed: int = 0, digits: int = 5) -> Path:
+    """Write slice ``z`` of the synthetic scroll as ``directory/{z:05d}.tif``."""
+    path = Path(directory) / f"{z:0{digits}d}.tif"
+    tifffile.imwrite(path, make_slice(z, shape, seed), compression=compression,
+                     photometric="minisblack")
+    return path

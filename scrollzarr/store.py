@@ -81,9 +81,18 @@ def prepare_output(location: str | Path, overwrite: bool) -> None:
 
 
 def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
-                 dtype: np.dtype, attributes: dict[str, Any] | None = None) -> zarr.Array:
-    """Create a (z, y, x) zarr v2 array at ``store`` with cubic chunks of ``chunk``,
-    "/" chunk keys, no compressor, fill value 0, and all-zero chunks left unwritten."""
+                 dtype: np.dtype, attributes: dict[str, Any] | None = None,
+                 zarr_format: int = 2, shard: int | None = None,
+                 compression: str = "none") -> zarr.Array:
+    """Create a (z, y, x) zarr array at ``store`` with cubic chunks of ``chunk``, fill
+    value 0, and all-zero chunks left unwritten.
+
+    zarr v2: "/" chunk keys, no compressor. (``shard``/``compression``: zarr v3 and
+    compression options, see the zarr v3 issue.)
+    """
+    if zarr_format != 2 or shard is not None or compression != "none":
+        raise ScrollError("--zarr_format 3, --shard_size and --compression are not "
+                          "supported yet")
     return zarr.create_array(
         store=str(store), shape=shape, chunks=(chunk,) * 3, dtype=dtype,
         zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"},
@@ -92,9 +101,9 @@ def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
     )
 
 
-def create_group(path: str | Path) -> zarr.Group:
-    """Create (or open) the zarr v2 group at ``path``."""
-    return zarr.open_group(str(path), mode="a", zarr_format=2)
+def create_group(path: str | Path, zarr_format: int = 2) -> zarr.Group:
+    """Create (or open) the zarr group at ``path``."""
+    return zarr.open_group(str(path), mode="a", zarr_format=zarr_format)
 
 
 def open_array(path: Path | str, mode: str = "r+") -> zarr.Array:
@@ -111,3 +120,8 @@ def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
 
 def get_attributes(path: str | Path) -> dict[str, Any]:
     return dict(zarr.open(str(path), mode="r").attrs)
+
+
+def compression_of(array: zarr.Array) -> str:
+    """The ``--compression`` value an existing array was written with."""
+    return "none"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up a virtual environment (.venv) and run the main job on the built-in synthetic
+# scroll: make the slices and a segment, convert them to OME-Zarr, render the segment's
+# layers. Usage: bash demo.sh [OUT_DIR]   (default ./sample)
+# SAMPLE_SHAPE=Z,Y,X picks the volume size (default 256,512,512, 128 MB of slices);
+# DEMO_PYTHON=/path/to/python skips the virtual environment and uses that interpreter.
+set -euo pipefail
+cd "$(dirname "$0")"
+OUT=${1:-sample}
+SHAPE=${SAMPLE_SHAPE:-256,512,512}
+
+if [ -n "${DEMO_PYTHON:-}" ]; then
+  PY=$DEMO_PYTHON
+else
+  PY=.venv/bin/python
+  stamp=.venv/.requirements-$(sha1sum requirements.txt | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    echo "== setting up .venv (pip install -r requirements.txt)"
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements.txt
+    touch "$stamp"
+  fi
+fi
+
+rm -rf "$OUT"
+echo "== making the synthetic scroll ($SHAPE) in $OUT"
+"$PY" make_sample.py "$OUT" --shape "$SHAPE"
+echo "== converting to OME-Zarr: $OUT/scroll.zarr"
+"$PY" scroll_to_ome.py "$OUT/slices" "$OUT/scroll.zarr"
+if [ -f ppm_to_layers.py ] && [ -f "$OUT/segment.ppm" ]; then
+  echo "== rendering the segment's layers: $OUT/layers"
+  "$PY" ppm_to_layers.py "$OUT/segment.ppm" "$OUT/scroll.zarr" "$OUT/layers" "$OUT/stack.tif"
+fi
+echo "== done. View it:  $PY serve_ome.py $OUT/scroll.zarr --neuroglancer"
