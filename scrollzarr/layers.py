@@ -1,0 +1,474 @@
+"""Flattened layers: sampling the volume along a segment's normals and writing layer TIFFs.
+
+Layer conventions (N = number of layers, h = N // 2, ``interval`` in scroll voxels):
+
+* ``both`` (default): layer ``k`` samples each mapped pixel at
+  ``point + (k - h) * interval * normal``; with N = 65 the surface itself is layer 32.
+* ``positive``: layer ``k`` at ``point + k * interval * normal`` (layer 0 = surface).
+* ``negative``: layer ``k`` at ``point - k * interval * normal`` (layer 0 = surface).
+
+Normals are used as stored in the .ppm (volume-cartographer writes unit normals), in
+scroll voxel units, and mapped to the opened level like the points.
+
+Sampling rule, in array indices ``i`` of the opened level (z, y, x; see
+:meth:`scrollzarr.ngff.Volume.to_index`): a sample is *in the volume* iff
+``0 <= i <= n - 1`` on every axis. In-volume samples are trilinear interpolations of the
+8 surrounding voxels, computed in float64 (at ``i == n - 1`` exactly the voxel itself),
+rounded to nearest (half to even) and clipped to the range of the store's dtype. Every
+other sample is 0: beyond the last voxel centre (``n - 1 < i``, even by less than one
+voxel), before the first (``i < 0``, so negative coordinates are never wrapped), NaN, and
+every layer of an unmapped pixel. Interpolating towards an imagined voxel outside the
+volume would invent data, so the volume ends at its outermost voxel centres.
+
+Outputs: ``OUT_DIR/<k>.tif`` per layer, zero-padded to the digit count of N (``00`` ..
+``64``), 2-D, the store's dtype, uncompressed; optionally a stack image, the per-pixel
+maximum over the central ``number_of_stacked_layers`` layers (layers
+``h - S // 2 .. h - S // 2 + S - 1``; 20..44 for N = 65, S = 25).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tifffile
+from tqdm import tqdm
+
+from .cache import ChunkCache
+from .errors import ScrollError
+from .ngff import Volume, open_volume
+from .ppm import Ppm
+
+DIRECTIONS = ("both", "positive", "negative")
+#: Samples interpolated in one go: bounds the temporary arrays (~40 bytes per sample).
+BATCH_SAMPLES = 1 << 18
+#: Largest dense box (voxels) assembled for one batch; a batch spanning more is split.
+MAX_BOX_VOXELS = 1 << 25
+#: Suffix of outputs being written; renamed away only once a file is complete.
+PARTIAL = ".partial"
+
+
+# --- layer geometry -----------------------------------------------------------------------
+
+def layer_offsets(number_of_layers: int, interval: float = 1.0,
+                  direction: str = "both") -> np.ndarray:
+    """Return the offset of every layer along the normal, in scroll voxels: a float64
+    array of shape ``(number_of_layers,)`` (see the module docstring for the rule)."""
+    k = np.arange(number_of_layers, dtype=np.float64)
+    if direction == "both":
+        return (k - number_of_layers // 2) * interval
+    if direction == "positive":
+        return k * interval
+    if direction == "negative":
+        return -k * interval
+    raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+
+
+def stacked_layers(number_of_layers: int, number_of_stacked_layers: int) -> range:
+    """Return the layer numbers that make the stack image: the central
+    ``number_of_stacked_layers`` of ``number_of_layers`` (20..44 of 65 for 25)."""
+    start = number_of_layers // 2 - number_of_stacked_layers // 2
+    return range(start, start + number_of_stacked_layers)
+
+
+def layer_names(number_of_layers: int) -> list[str]:
+    """Return the output file names ``00.tif`` .. zero-padded to the number of digits of
+    ``number_of_layers``."""
+    digits = len(str(number_of_layers))
+    return [f"{k:0{digits}d}.tif" for k in range(number_of_layers)]
+
+
+def tile_order(tiles_u: int, tiles_v: int) -> list[tuple[int, int]]:
+    """Return every tile ``(iu, iv)`` of a ``tiles_u x tiles_v`` grid once, in Hilbert
+    curve order (over the covering power-of-two square), so consecutive tiles are
+    neighbours and the chunks they share are still in the cache."""
+    side = 1 << max(0, (max(tiles_u, tiles_v) - 1).bit_length())
+    t = np.arange(side * side, dtype=np.int64)
+    x = np.zeros_like(t)
+    y = np.zeros_like(t)
+    s = 1
+    while s < side:  # the classic d -> (x, y) conversion, vectorised over all d
+        rx = 1 & (t // 2)
+        ry = 1 & (t ^ rx)
+        rotate = ry == 0
+        flip = rotate & (rx == 1)
+        x[flip] = s - 1 - x[flip]
+        y[flip] = s - 1 - y[flip]
+        x[rotate], y[rotate] = y[rotate], x[rotate].copy()
+        x += s * rx
+        y += s * ry
+        t //= 4
+        s *= 2
+    keep = (x < tiles_u) & (y < tiles_v)
+    return list(zip(x[keep].tolist(), y[keep].tolist()))
+
+
+# --- sampling -------------------------------------------------------------------------------
+
+def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round float64 ``values`` to nearest (half to even) and clip them to the range of an
+    integer ``dtype``; float dtypes are a plain cast. Returns a new array of ``dtype``."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def sample_trilinear(cache: ChunkCache, index: np.ndarray) -> np.ndarray:
+    """Interpolate the volume of ``cache`` at ``index``, an ``(M, 3)`` float64 array of
+    array indices (z, y, x) of that volume.
+
+    Returns float64 ``(M,)``: the trilinear value for samples in the volume
+    (``0 <= i <= n - 1`` on every axis), 0 for all others (including NaN). Only chunks
+    that some sample needs are read.
+    """
+    index = np.asarray(index, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros(index.shape[0], dtype=np.float64)
+    for s in range(0, index.shape[0], BATCH_SAMPLES):
+        part = index[s:s + BATCH_SAMPLES]
+        last = np.asarray(cache.shape, dtype=np.float64) - 1
+        inside = np.all((part >= 0) & (part <= last), axis=1)  # False for NaN too
+        where = np.flatnonzero(inside)
+        if where.size:
+            out[s + where] = _interpolate(cache, part[where])
+    return out
+
+
+def _interpolate(cache: ChunkCache, p: np.ndarray) -> np.ndarray:
+    """Trilinear values at in-volume indices ``p`` (P, 3), float64."""
+    i0 = np.floor(p).astype(np.int64)
+    lo = i0.min(axis=0)
+    hi = i0.max(axis=0) + 2  # the +1 neighbour; at n - 1 it is outside, read as 0 (weight 0)
+    if np.prod(hi - lo) > MAX_BOX_VOXELS and p.shape[0] > 1:
+        half = p.shape[0] // 2  # samples come in layer/row order: halves are compact
+        return np.concatenate([_interpolate(cache, p[:half]), _interpolate(cache, p[half:])])
+    f = p - i0
+    box = cache.read_box(lo, hi, _chunks_needed(cache, i0, f, lo, hi))
+    sy, sx = box.shape[1] * box.shape[2], box.shape[2]
+    flat = box.reshape(-1)
+    r = i0 - lo
+    base = r[:, 0] * sy + r[:, 1] * sx + r[:, 2]
+    fz, fy, fx = (np.ascontiguousarray(f[:, a]) for a in range(3))
+
+    def along_x(offset: int) -> np.ndarray:
+        a = flat.take(base + offset).astype(np.float64)
+        b = flat.take(base + offset + 1).astype(np.float64)
+        return a + (b - a) * fx
+
+    c0 = _lerp(along_x(0), along_x(sx), fy)
+    c1 = _lerp(along_x(sy), along_x(sy + sx), fy)
+    return _lerp(c0, c1, fz)
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # a + (b - a) * t is exactly a when t == 0, whatever b is (the outside neighbour)
+    return a + (b - a) * t
+
+
+def _chunks_needed(cache: ChunkCache, i0: np.ndarray, f: np.ndarray, lo: np.ndarray,
+                   hi: np.ndarray) -> np.ndarray:
+    """Which chunks of the box ``lo:hi`` (clipped to the array) the samples with corner
+    ``i0`` and fractions ``f`` read: their own corner's chunk, plus the next chunk along
+    an axis where the +1 neighbour lies across a chunk face with a non-zero weight."""
+    chunks = np.asarray(cache.chunks)
+    shape = np.asarray(cache.shape)
+    first = lo // chunks
+    last = (np.minimum(hi, shape) - 1) // chunks
+    wanted = np.zeros(tuple(int(n) for n in last - first + 1), dtype=bool)
+    g = i0 // chunks - first
+    wanted[g[:, 0], g[:, 1], g[:, 2]] = True
+    crosses = ((i0 + 1) % chunks == 0) & (i0 + 1 < shape) & (f > 0)
+    some = crosses.any(axis=1)
+    if some.any():
+        g, crosses = g[some], crosses[some]
+        for step in ((0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0),
+                     (1, 1, 1)):
+            d = np.asarray(step)
+            use = np.all(crosses | (d == 0), axis=1)
+            n = g[use] + d
+            wanted[n[:, 0], n[:, 1], n[:, 2]] = True
+    return wanted
+
+
+def render_tile(ppm: Ppm, volume: Volume, cache: ChunkCache, v0: int, v1: int, u0: int,
+                u1: int, offsets: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Render every layer of the pixels ``v0:v1`` x ``u0:u1`` of ``ppm``.
+
+    ``offsets`` (N,) are the layer offsets along the normal in scroll voxels. Returns
+    ``(layers, mapped)``: ``layers`` of shape ``(N, v1 - v0, u1 - u0)`` and ``dtype``
+    (0 for unmapped pixels and out-of-volume samples), and the number of mapped pixels.
+    """
+    data, mapped = ppm.read_tile(v0, v1, u0, u1)
+    n_layers = offsets.shape[0]
+    out = np.zeros((n_layers, v1 - v0, u1 - u0), dtype=dtype)
+    pixels = np.flatnonzero(mapped.reshape(-1))
+    if pixels.size == 0:
+        return out, 0
+    points = data.reshape(-1, 6)[pixels]
+    base = volume.to_index(points[:, 2::-1])  # (x, y, z) -> (z, y, x) array indices
+    # to_index is affine: a direction scales by the level's factor only
+    normal = points[:, 5:2:-1] * np.asarray(volume.factor, dtype=np.float64)
+    flat_out = out.reshape(n_layers, -1)
+    per_batch = max(1, BATCH_SAMPLES // pixels.size)
+    for k0 in range(0, n_layers, per_batch):
+        k1 = min(k0 + per_batch, n_layers)
+        index = base[None, :, :] + offsets[k0:k1, None, None] * normal[None, :, :]
+        values = sample_trilinear(cache, index.reshape(-1, 3))
+        flat_out[k0:k1, pixels] = to_dtype(values, dtype).reshape(k1 - k0, pixels.size)
+    return out, int(pixels.size)
+
+
+# --- output files ---------------------------------------------------------------------------
+
+class _TiffOutputs:
+    """Uncompressed 2-D TIFFs created up front (sparse) under ``<name>.partial`` and
+    filled tile by tile with ``os.pwrite`` at their pixel offsets. Written with pwrite,
+    not a memmap: dirty and cached pages of a mapping count in the resident set, so
+    memmap'd outputs would make peak RSS grow with the segment."""
+
+    def __init__(self, paths: Sequence[Path], height: int, width: int, dtype: np.dtype):
+        self.final = [Path(p) for p in paths]
+        self.partial = [p.with_name(p.name + PARTIAL) for p in self.final]
+        self.width = width
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.fds: list[int] = []
+        self.offsets: list[int] = []
+        bigtiff = height * width * self.dtype.itemsize > 2**32 - 2**25
+        try:
+            for path in self.partial:
+                result = tifffile.imwrite(path, data=None, shape=(height, width),
+                                          dtype=self.dtype, byteorder="<", bigtiff=bigtiff,
+                                          photometric="minisblack", returnoffset=True)
+                if result is None:
+                    raise ScrollError(f"{path}: tifffile did not write contiguous pixels")
+                self.offsets.append(int(result[0]))
+                self.fds.append(os.open(path, os.O_WRONLY))
+        except OSError as exc:
+            self.abort()
+            raise ScrollError(f"{exc.filename or self.partial[len(self.fds)]}: cannot "
+                              f"create output ({exc.strerror})") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, which: int, v0: int, u0: int, block: np.ndarray) -> None:
+        """Write the 2-D ``block`` at rows ``v0..`` and columns ``u0..`` of output
+        ``which``."""
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        fd, start = self.fds[which], self.offsets[which]
+        itemsize = self.dtype.itemsize
+        if block.shape[1] == self.width:  # full rows are one contiguous range
+            os.pwrite(fd, block, start + v0 * self.width * itemsize)
+            return
+        for r in range(block.shape[0]):
+            os.pwrite(fd, block[r], start + ((v0 + r) * self.width + u0) * itemsize)
+
+    def finish(self) -> None:
+        """Flush every file to disk, then give it its final name."""
+        for fd in self.fds:
+            os.fsync(fd)
+        self._close()
+        for partial, final in zip(self.partial, self.final):
+            os.replace(partial, final)
+
+    def abort(self) -> None:
+        """Close and delete every partial file."""
+        self._close()
+        for path in self.partial:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _close(self) -> None:
+        while self.fds:
+            os.close(self.fds.pop())
+
+
+# --- the whole render -----------------------------------------------------------------------
+
+@dataclass
+class RenderStats:
+    """What a render did: segment ``width`` x ``height`` pixels, ``layers``, ``tiles``,
+    ``samples`` (layers x pixels, all written), ``mapped_samples`` (interpolated),
+    ``seconds`` of rendering, and the chunk cache's ``chunk_fetches``,
+    ``unique_chunks`` and ``cache_hits``."""
+
+    width: int
+    height: int
+    layers: int
+    tiles: int
+    samples: int
+    mapped_samples: int
+    seconds: float
+    chunk_fetches: int
+    unique_chunks: int
+    cache_hits: int
+
+    @property
+    def reads_per_chunk(self) -> float:
+        return self.chunk_fetches / self.unique_chunks if self.unique_chunks else 0.0
+
+
+def check_options(number_of_layers: int, number_of_stacked_layers: int, block_size: int,
+                  zarr_cache_max_size_gb: float, interval: float, direction: str) -> None:
+    """Raise :class:`ScrollError` naming the first invalid option."""
+    if number_of_layers < 1:
+        raise ScrollError(f"--number_of_layers {number_of_layers}: must be at least 1")
+    if number_of_stacked_layers < 1:
+        raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers}: "
+                          "must be at least 1")
+    if number_of_stacked_layers > number_of_layers:
+        raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers} is more "
+                          f"than the {number_of_layers} rendered layers "
+                          "(--number_of_layers)")
+    if block_size < 1:
+        raise ScrollError(f"--block_size {block_size}: must be at least 1 pixel")
+    if not (math.isfinite(zarr_cache_max_size_gb) and zarr_cache_max_size_gb >= 0):
+        raise ScrollError(f"--zarr_cache_max_size_gb {zarr_cache_max_size_gb}: must be a "
+                          "number >= 0")
+    if not (math.isfinite(interval) and interval > 0):
+        raise ScrollError(f"--interval {interval}: must be a positive number of voxels")
+    if direction not in DIRECTIONS:
+        raise ScrollError(f"--direction {direction}: must be one of {', '.join(DIRECTIONS)}")
+
+
+def render_layers(ppm_path: str | Path, store: str | Path, out_dir: str | Path,
+                  stack_path: str | Path | None = None, number_of_layers: int = 65,
+                  number_of_stacked_layers: int = 25, block_size: int = 100,
+                  zarr_cache_max_size_gb: float = 8.0, interval: float = 1.0,
+                  direction: str = "both", level: int | None = None, quiet: bool = True,
+                  workers: int = 2) -> RenderStats:
+    """Render the layers of the segment ``ppm_path`` from ``store`` into ``out_dir``.
+
+    ``store`` is an OME-Zarr root (level ``level``, default 0) or a plain (z, y, x) zarr
+    array. Writes ``out_dir/<k>.tif`` for every layer (and ``stack_path`` when given), all
+    2-D ``(height, width)`` of the store's dtype, uncompressed; existing files of those
+    names are replaced. Tiles of ``block_size`` x ``block_size`` pixels are rendered by
+    ``workers`` threads in Hilbert order; the first error in any of them stops the run,
+    removes the partial outputs and is raised as :class:`ScrollError`. Returns
+    :class:`RenderStats`.
+    """
+    check_options(number_of_layers, number_of_stacked_layers, block_size,
+                  zarr_cache_max_size_gb, interval, direction)
+    offsets = layer_offsets(number_of_layers, interval, direction)
+    out_dir = Path(out_dir)
+    with Ppm(ppm_path) as ppm:
+        volume = open_volume(str(store), level)
+        dtype = np.dtype(volume.array.dtype)
+        if dtype.kind not in "uif":
+            raise ScrollError(f"{store}: dtype {dtype} cannot be written as layer TIFFs")
+        dtype = dtype.newbyteorder("<")
+        paths = [out_dir / name for name in layer_names(number_of_layers)]
+        if stack_path is not None:
+            paths.append(Path(stack_path))
+        _prepare_outputs(out_dir, paths, ppm.height * ppm.width * dtype.itemsize)
+        cache = ChunkCache(volume.array, int(zarr_cache_max_size_gb * 2**30))
+        outputs = _TiffOutputs(paths, ppm.height, ppm.width, dtype)
+        try:
+            stats = _render(ppm, volume, cache, outputs, offsets, dtype, block_size,
+                            stacked_layers(number_of_layers, number_of_stacked_layers)
+                            if stack_path is not None else None, quiet, workers, str(store))
+            outputs.finish()
+        except BaseException:
+            outputs.abort()
+            raise
+    return stats
+
+
+def _prepare_outputs(out_dir: Path, paths: list[Path], bytes_each: int) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ScrollError(f"{out_dir}: output exists and is not a directory")
+    for path in paths:
+        if path.is_dir():
+            raise ScrollError(f"{path}: is a directory, cannot write a TIFF there")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ScrollError(f"{path.parent}: cannot create directory ({exc.strerror})"
+                              ) from None
+    need = len(paths) * bytes_each
+    free = shutil.disk_usage(out_dir).free
+    if need > free:
+        raise ScrollError(f"{out_dir}: the layers need {need / 2**30:.1f} GiB, only "
+                          f"{free / 2**30:.1f} GiB free")
+
+
+def _render(ppm: Ppm, volume: Volume, cache: ChunkCache, outputs: _TiffOutputs,
+            offsets: np.ndarray, dtype: np.dtype, block_size: int, stack: range | None,
+            quiet: bool, workers: int, store: str) -> RenderStats:
+    tiles_u = -(-ppm.width // block_size)
+    tiles_v = -(-ppm.height // block_size)
+    order = tile_order(tiles_u, tiles_v)
+    n_layers = offsets.shape[0]
+    stop = threading.Event()
+
+    def work(tile: tuple[int, int]) -> tuple[int, int]:
+        if stop.is_set():
+            return 0, 0
+        iu, iv = tile
+        u0, v0 = iu * block_size, iv * block_size
+        u1, v1 = min(u0 + block_size, ppm.width), min(v0 + block_size, ppm.height)
+        try:
+            layers, mapped = render_tile(ppm, volume, cache, v0, v1, u0, u1, offsets, dtype)
+            for k in range(n_layers):
+                outputs.write(k, v0, u0, layers[k])
+            if stack is not None:
+                outputs.write(n_layers, v0, u0, layers[stack.start:stack.stop].max(axis=0))
+        except ScrollError:
+            raise
+        except OSError as exc:
+            raise ScrollError(f"tile u={u0}:{u1} v={v0}:{v1}: {exc.filename or store}: "
+                              f"{exc.strerror or exc}") from exc
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise ScrollError(f"tile u={u0}:{u1} v={v0}:{v1} of {store}: "
+                              f"{type(exc).__name__}: {first}") from exc
+        return (u1 - u0) * (v1 - v0) * n_layers, mapped * n_layers
+
+    started = time.perf_counter()
+    samples = mapped_samples = 0
+    bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
+               dynamic_ncols=True)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layers")
+    pending: set[Future] = set()
+    try:
+        tiles = iter(order)
+        window = 2 * workers  # a few tiles ahead keeps both workers busy, memory bounded
+        while True:
+            while len(pending) < window:
+                tile = next(tiles, None)
+                if tile is None:
+                    break
+                pending.add(pool.submit(work, tile))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                n, m = future.result()  # re-raises a worker's error here
+                samples += n
+                mapped_samples += m
+                bar.update(1)
+            elapsed = time.perf_counter() - started
+            if elapsed > 0:
+                bar.set_postfix_str(f"{samples / elapsed:.3g} samples/s", refresh=False)
+    except BaseException:
+        stop.set()
+        for future in pending:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return RenderStats(ppm.width, ppm.height, n_layers, len(order), samples, mapped_samples,
+                       time.perf_counter() - started, cache.fetches, cache.unique_chunks,
+                       cache.hits)
