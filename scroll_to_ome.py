@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel tasks (default: number of cores)")
     p.add_argument("--voxel_size", type=float, default=None,
                    help="voxel size in micrometers, recorded as axis units and scales")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted conversion with the same options")
     p.add_argument("--allow_missing", action="store_true",
                    help="fill missing slice numbers with zeros instead of failing")
     p.add_argument("--zarr_format", type=int, default=2, choices=(2, 3),
@@ -78,7 +80,7 @@ def main(args: argparse.Namespace) -> None:
         num_threads=args.num_threads, voxel_size=args.voxel_size,
         allow_missing=args.allow_missing, quiet=args.quiet, scheduler=args.scheduler,
         workers=args.workers, zarr_format=args.zarr_format, shard_size=args.shard_size,
-        compression=args.compression)
+        compression=args.compression, resume=args.resume)
     convert(args.tiff_dir, args.output, options)
 
 

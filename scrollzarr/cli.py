@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a reported error (one line on stderr), 2 bad usage (arg
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Callable, Sequence
@@ -24,8 +25,23 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
         argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, call ``main(args)`` and map what it raises to an exit code."""
+    """Parse ``argv``, call ``main(args)`` and map what it raises to an exit code.
+
+    After an error the process ends at once (``os._exit``) once the message is out:
+    zarr's I/O thread may still hold writes of the failed run, and letting the
+    interpreter shut down normally would print pages of asyncio warnings after the
+    one line the user needs.
+    """
     args = parser.parse_args(argv)
+    code = _call(main, args)
+    if code != 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _call(main: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
     try:
         main(args)
     except ScrollError as exc:

@@ -8,16 +8,18 @@ has not finished carries ``"scrollzarr": {"complete": false}`` in its attributes
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import psutil
 
-from . import ngff, plan as planning, pyramid, store
+from . import journal, ngff, plan as planning, pyramid, store
 from .errors import ScrollError
 from .slices import SliceStack, find_slices
 
@@ -46,6 +48,7 @@ class Options:
     zarr_format: int = 2
     shard_size: int | None = None  # zarr v3: edge of a shard (a multiple of chunk_size)
     compression: str = "none"
+    resume: bool = False
 
 
 def _executor(o: Options) -> Callable[..., None]:
@@ -155,20 +158,47 @@ def _name(output: str) -> str:
     return Path(output.rstrip("/")).stem
 
 
+@dataclass
+class _Target:
+    """What a conversion writes: its job, where the plan starts, the per-level metadata,
+    the parameters the resume journal checks, and how to create the empty store."""
+
+    job: planning.Job
+    first_level: int
+    levels_meta: list[tuple[str, str]]
+    origin: tuple[float, float, float]
+    voxel_size: float | None
+    name: str
+    zarr_format: int
+    zarr_only: bool
+    params: dict
+    create: Callable[[], None]
+    summary: str
+
+
 def convert(input_dir: str | Path, output: str | Path, options: Options = Options(),
             note: Callable[[str], None] | None = None) -> str:
     """Convert the slices in ``input_dir`` to an OME-Zarr store at ``output``.
 
-    Returns the output path. Raises :class:`ScrollError` for bad input or options,
-    before anything is written whenever the problem can be seen in advance.
+    Returns the output location. Raises :class:`ScrollError` for bad input or options,
+    before anything is written whenever the problem can be seen in advance. With
+    ``options.resume`` an interrupted conversion continues where its journal says.
     """
     o = options
     say = note or (lambda s: None if o.quiet else print(s, file=sys.stderr))
     _check_options(o)
+    store.check_layout(o.zarr_format, o.chunk_size, o.shard_size, o.compression)
     output = str(output)
     if o.first_new_level is not None:
-        return _add_levels(output, o, say)
+        target = _new_levels_target(output, o)
+    else:
+        target = _full_target(input_dir, output, o, say)
+    target.params["command"] = _command_line(input_dir, output, o)
+    return _execute(output, o, target, say)
 
+
+def _full_target(input_dir: str | Path, output: str, o: Options,
+                 say: Callable[[str], None]) -> _Target:
     stack = find_slices(input_dir, allow_missing=o.allow_missing, note=say)
     ny, nx = stack.shape
     (x0, x1), (y0, y1), (z0, z1) = parse_ranges(o.ranges, (nx, ny, stack.z_stop))
@@ -181,54 +211,150 @@ def convert(input_dir: str | Path, output: str | Path, options: Options = Option
     shapes = [shape0]
     for _ in range(1, nlevels):
         shapes.append(pyramid.reduced_shape(shapes[-1]))
-
-    store.prepare_output(output, o.overwrite)
     origin = (z0, y0, x0)
     slice_paths = tuple(str(stack.paths[z]) if z in stack.paths else None
                         for z in range(z0, z1))
-    filled = _filled_spans(stack, z0, z1, nlevels, o.algorithm)
-    # a task writes whole shards (or whole chunks), never part of one another task writes
-    unit = o.shard_size or o.chunk_size
     if o.zarr_only:
-        arrays = (str(output),)
+        arrays = (output,)
     else:
         arrays = tuple(store.join(output, str(level)) for level in range(nlevels))
+    # a task writes whole shards (or whole chunks), never part of one another task writes
     job = planning.Job(slice_paths=slice_paths, crop_y=(y0, y1), crop_x=(x0, x1),
                        arrays=arrays, shapes=tuple(shapes),
                        algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
-                       chunk=unit, dtype=dtype.str, shift=shift, filled=filled)
-    threads = o.num_threads or os.cpu_count() or 1
-    plan = _make_plan(job, 0, o.max_gb, threads, say)
-    say(f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
-        f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})")
-
-    own = {"complete": False, "origin_zyx": list(origin)}
+                       chunk=o.shard_size or o.chunk_size, dtype=dtype.str, shift=shift,
+                       filled=_filled_spans(stack, z0, z1, nlevels, o.algorithm))
     layout = dict(zarr_format=o.zarr_format, shard=o.shard_size, compression=o.compression)
-    if o.zarr_only:
-        store.create_array(output, shape0, o.chunk_size, dtype,
-                           attributes={ngff.OWN_KEY: own}, **layout)
-    else:
+    own = _own(origin, complete=False)
+
+    def create() -> None:
+        if o.zarr_only:
+            store.create_array(output, shape0, o.chunk_size, dtype,
+                               attributes={ngff.OWN_KEY: own}, **layout)
+            return
         store.create_group(output, o.zarr_format)
         store.set_attributes(output, {ngff.OWN_KEY: own})
         for level, shape in enumerate(shapes):
             store.create_array(arrays[level], shape, o.chunk_size, dtype, **layout)
 
-    levels_meta = [(str(level), "none" if level == 0 else o.algorithm)
-                   for level in range(nlevels)]
+    params = {
+        "input": str(Path(input_dir).resolve()), "fingerprint": journal.fingerprint(slice_paths),
+        "shapes": [list(s) for s in shapes], "dtype": dtype.str, "origin": list(origin),
+        "chunk_size": o.chunk_size, "algorithm": o.algorithm, "zarr_only": o.zarr_only,
+        "voxel_size": o.voxel_size, "zarr_format": o.zarr_format,
+        "shard_size": o.shard_size, "compression": o.compression,
+    }
+    return _Target(job, 0, [(str(lv), "none" if lv == 0 else o.algorithm)
+                            for lv in range(nlevels)],
+                   origin, o.voxel_size, _name(output), o.zarr_format, o.zarr_only, params,
+                   create,
+                   f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
+                   f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})")
+
+
+def _own(origin: Sequence[float], complete: bool) -> dict:
+    return {"complete": complete, "origin_zyx": [float(v) if isinstance(v, float) else v
+                                                 for v in origin]}
+
+
+def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) -> str:
+    """Run a target's plan with its journal: create or resume, record, finish."""
+    existing = journal.Journal.open(output) if store.is_zarr_store(output) else None
+    threads = o.num_threads or os.cpu_count() or 1
+    if existing is not None and o.resume:
+        existing.check_matches(t.params, t.params["command"])
+        bands = {int(k): v for k, v in existing.params.get("bands", {}).items()}
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
+        record = existing
+        say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
+            f"{len(plan.tasks)} tasks already done")
+    else:
+        if existing is not None and not o.overwrite:
+            command = existing.params.get("command", t.params["command"])
+            raise ScrollError(f"{output}: an unfinished conversion ({len(existing.done)} "
+                              f"tasks done); continue it with: {command} --resume "
+                              "(or start again with --overwrite)")
+        if t.first_level == 0:
+            _refuse_unfinished(output, o)
+            store.prepare_output(output, o.overwrite)
+        elif existing is not None:
+            existing.remove()
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
+        t.create()
+        record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
+    say(t.summary)
+    last = max(plan.levels) if plan.levels else t.first_level - 1
 
     def level_done(level: int) -> None:
-        if o.zarr_only:
-            return
-        attrs = {**ngff.image_attributes(levels_meta[:level + 1], origin, o.voxel_size,
-                                         _name(output), o.zarr_format),
-                 ngff.OWN_KEY: {**own, "complete": level == nlevels - 1}}
-        store.set_attributes(output, attrs)
+        record.flush()  # the level's tasks are durable before the metadata lists it
+        if not t.zarr_only:
+            store.set_attributes(output, {
+                **ngff.image_attributes(t.levels_meta[:level + 1], t.origin, t.voxel_size,
+                                        t.name, t.zarr_format),
+                ngff.OWN_KEY: _own(t.origin, complete=level == last)})
+        journal.crash_point("level")
 
-    _executor(o)(plan, threads, o.quiet, on_level_done=level_done)
-    if o.zarr_only:
-        store.set_attributes(output, {ngff.OWN_KEY: {**own, "complete": True}})
+    if t.first_level > 0:
+        level_done(t.first_level - 1)  # list only the complete levels while writing
+    try:
+        _executor(o)(plan, threads, o.quiet, on_level_done=level_done,
+                     skip=lambda task: task.key in record.done,
+                     on_task_done=lambda task: record.record(task.key))
+    except OSError as exc:
+        raise _disk_error(output, exc) from None
+    except Exception as exc:
+        if _is_disk_full(exc):
+            raise _disk_error(output, exc) from None
+        raise
+    if t.zarr_only:
+        store.set_attributes(output, {ngff.OWN_KEY: _own(t.origin, complete=True)})
+    record.remove()
     say(f"done: {output}")
     return output
+
+
+def _refuse_unfinished(output: str, o: Options) -> None:
+    """An unfinished store without a journal (killed before its first record) cannot be
+    resumed: say so rather than only "already exists"."""
+    if o.overwrite or not store.is_zarr_store(output):
+        return
+    own = store.get_attributes(output).get(ngff.OWN_KEY, {})
+    if own.get("complete") is False:
+        raise ScrollError(f"{output}: an unfinished conversion that cannot be resumed "
+                          "(it stopped before recording any task); start again with "
+                          "--overwrite")
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _disk_error(output: str, exc: BaseException) -> ScrollError:
+    if _is_disk_full(exc):
+        return ScrollError(f"{output}: disk full (No space left on device); free some "
+                           "space and run the same command with --resume")
+    return ScrollError(f"{output}: write failed ({exc}); fix the cause and run the same "
+                       "command with --resume")
+
+
+def _command_line(input_dir: str | Path, output: str, o: Options) -> str:
+    """The scroll_to_ome.py command that reproduces these options (for resume hints)."""
+    words = ["scroll_to_ome.py", str(input_dir), output]
+    defaults = Options()
+    for name in ("chunk_size", "nlevels", "max_gb", "algorithm", "ranges",
+                 "first_new_level", "obytes", "num_threads", "voxel_size", "zarr_format",
+                 "shard_size", "compression", "scheduler", "workers"):
+        value = getattr(o, name)
+        if value != getattr(defaults, name):
+            words += [f"--{name}", str(value)]
+    for name in ("zarr_only", "allow_missing"):
+        if getattr(o, name):
+            words.append(f"--{name}")
+    return shlex.join(words)
 
 
 def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
@@ -247,12 +373,13 @@ def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
 
 
 def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, threads: int,
-               say: Callable[[str], None]) -> planning.Plan:
+               say: Callable[[str], None], bands: dict[int, int] | None = None
+               ) -> planning.Plan:
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
         say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
     try:
-        return planning.make_plan(job, first_level, budget * 2**30 / threads)
+        return planning.make_plan(job, first_level, budget * 2**30 / threads, bands)
     except ValueError as exc:
         raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
                           f"{threads} parallel task(s) needs {float(str(exc)) * threads:.3g} GB "
@@ -265,7 +392,7 @@ def _shard_of(array) -> int | None:
     return shards[0] if shards else None
 
 
-def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
+def _new_levels_target(output: str, o: Options) -> _Target:
     """``--first_new_level N``: (re)build levels N.. of an existing store from level N-1."""
     if not store.is_zarr_store(output):
         raise ScrollError(f"{output}: --first_new_level needs an existing OME-Zarr store")
@@ -280,6 +407,7 @@ def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
                           f"(store has levels 0..{len(datasets) - 1})")
     src = store.open_array(store.join(output, datasets[n - 1]["path"]), mode="r")
     chunk = src.chunks[0]
+    shard = _shard_of(src)
     algorithms_old = ms[0].get("metadata", {}).get("algorithms") or (
         ["none"] + [ms[0].get("type", "mean")] * (len(datasets) - 1))
     shapes = [tuple(store.open_array(store.join(output, d["path"]), mode="r").shape)
@@ -288,34 +416,25 @@ def _add_levels(output: str, o: Options, say: Callable[[str], None]) -> str:
         shapes.append(pyramid.reduced_shape(shapes[-1]))
     scale0, trans0 = ngff._transforms(datasets[0])
     voxel = scale0[0] if any(a.get("unit") for a in ms[0]["axes"]) else None
-    unit = voxel or 1.0
-    origin = tuple(t / unit for t in trans0)
+    origin = tuple(attrs.get(ngff.OWN_KEY, {}).get("origin_zyx")
+                   or (t / (voxel or 1.0) for t in trans0))
     algorithms = list(algorithms_old[:n]) + [o.algorithm] * (o.nlevels - n)
     arrays = tuple(store.join(output, str(level)) for level in range(o.nlevels))
-    for level in range(n, len(datasets)):
-        store.remove(store.join(output, datasets[level]["path"]))
     zarr_format = src.metadata.zarr_format
-    shard = _shard_of(src)
-    for level in range(n, o.nlevels):
-        store.create_array(arrays[level], shapes[level], chunk, src.dtype,
-                           zarr_format=zarr_format, shard=shard,
-                           compression=store.compression_of(src))
+    compression = store.compression_of(src)
     job = planning.Job(slice_paths=(), crop_y=(0, 0), crop_x=(0, 0), arrays=arrays,
                        shapes=tuple(shapes), algorithms=tuple(algorithms),
-                       chunk=shard or chunk,
-                       dtype=np.dtype(src.dtype).str)
-    threads = o.num_threads or os.cpu_count() or 1
-    plan = _make_plan(job, n, o.max_gb, threads, say)
-    levels_meta = [(str(level), algorithms[level]) for level in range(o.nlevels)]
-    own = {**attrs.get(ngff.OWN_KEY, {})}
+                       chunk=shard or chunk, dtype=np.dtype(src.dtype).str)
 
-    def level_done(level: int) -> None:
-        store.set_attributes(output, {
-            **ngff.image_attributes(levels_meta[:level + 1], origin, voxel,
-                                    ms[0].get("name", _name(output)), zarr_format),
-            ngff.OWN_KEY: {**own, "complete": level == o.nlevels - 1}})
+    def create() -> None:
+        for level in range(n, len(datasets)):
+            store.remove(store.join(output, datasets[level]["path"]))
+        for level in range(n, o.nlevels):
+            store.create_array(arrays[level], shapes[level], chunk, src.dtype,
+                               zarr_format=zarr_format, shard=shard, compression=compression)
 
-    level_done(n - 1)  # metadata lists only complete levels while new ones are written
-    _executor(o)(plan, threads, o.quiet, on_level_done=level_done)
-    say(f"done: levels {n}..{o.nlevels - 1} added to {output}")
-    return output
+    params = {"first_new_level": n, "shapes": [list(s) for s in shapes],
+              "algorithm": o.algorithm, "nlevels": o.nlevels}
+    return _Target(job, n, [(str(lv), algorithms[lv]) for lv in range(o.nlevels)],
+                   origin, voxel, ms[0].get("name", _name(output)), zarr_format, False,
+                   params, create, f"adding levels {n}..{o.nlevels - 1} to {output}")

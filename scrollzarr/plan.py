@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -65,14 +65,19 @@ class Task:
 
 @dataclass
 class Plan:
-    """All tasks of a conversion, level by level, and the job they share."""
+    """All tasks of a conversion, level by level, and the job they share.
+
+    ``levels[l]`` lists the tasks of level ``l`` (possibly none, where the level holds
+    only zeros); ``bands[l]`` is the height in rows of that level's task bands.
+    """
 
     job: Job
-    levels: list[list[Task]] = field(default_factory=list)
+    levels: dict[int, list[Task]] = field(default_factory=dict)
+    bands: dict[int, int] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[Task]:
-        return [t for level in self.levels for t in level]
+        return [t for level in self.levels.values() for t in level]
 
 
 def band_rows(width: int, chunk: int, itemsize: int, budget_bytes: float,
@@ -91,10 +96,12 @@ LEVEL0_FACTOR = 2.0
 REDUCE_FACTOR = {"gaussian": 8 * 4 + 2, "mode": 8 * 3}
 
 
-def make_plan(job: Job, first_level: int, task_budget: float) -> Plan:
+def make_plan(job: Job, first_level: int, task_budget: float,
+              bands: dict[int, int] | None = None) -> Plan:
     """Split levels ``first_level..`` of ``job`` into tasks that each fit ``task_budget``
-    bytes of working memory. Raises ValueError (with the needed size) if one chunk row
-    does not fit."""
+    bytes of working memory, or into bands of the given heights (``bands[level]``, rows;
+    a resumed conversion keeps its first run's tasks). Raises ValueError (with the
+    needed size in GiB) if one chunk row does not fit."""
     plan = Plan(job)
     itemsize = np.dtype(job.dtype).itemsize
     c = job.chunk
@@ -104,7 +111,10 @@ def make_plan(job: Job, first_level: int, task_budget: float) -> Plan:
             factor = LEVEL0_FACTOR
         else:
             factor = 8.0 * REDUCE_FACTOR.get(job.algorithms[level], 2)
-        band = band_rows(nx, c, itemsize, task_budget, ny, factor)
+        if bands and level in bands:
+            band = int(bands[level])
+        else:
+            band = band_rows(nx, c, itemsize, task_budget, ny, factor)
         if band == 0:
             need = factor * c * c * nx * itemsize
             raise ValueError(str(need / 2**30))
@@ -113,7 +123,8 @@ def make_plan(job: Job, first_level: int, task_budget: float) -> Plan:
         for z0 in range((z_lo // c) * c, z_hi, c):
             for y0 in range(0, ny, band):
                 tasks.append(Task(level, (z0, min(z0 + c, nz)), (y0, min(y0 + band, ny))))
-        plan.levels.append(tasks)
+        plan.levels[level] = tasks
+        plan.bands[level] = band
     return plan
 
 
@@ -128,10 +139,9 @@ def source_region(job: Job, task: Task) -> tuple[Span, Span]:
 def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
     """For each reduce task, the tasks of the level above whose regions it reads."""
     deps: dict[Task, list[Task]] = {}
-    by_level = {tasks[0].level: tasks for tasks in plan.levels if tasks}
-    for tasks in plan.levels:
+    for tasks in plan.levels.values():
         for task in tasks:
-            above = by_level.get(task.level - 1, [])
+            above = plan.levels.get(task.level - 1, [])
             (sz0, sz1), (sy0, sy1) = (source_region(job, task) if task.level else
                                       ((0, 0), (0, 0)))
             deps[task] = [t for t in above
@@ -159,9 +169,9 @@ def run_task(job: Job, task: Task) -> int:
     else:
         data = reduce_region(job, task)
     dst = _array(job.arrays[task.level])
-    if data.any():
-        dst[task.z[0]:task.z[1], task.y[0]:task.y[1], :] = data
-    # a region of zeros is left unwritten: readers fill it with 0
+    # zarr leaves all-zero chunks unwritten and deletes stale ones (a resumed task may
+    # overwrite chunks of a killed run), so the region is always written
+    dst[task.z[0]:task.z[1], task.y[0]:task.y[1], :] = data
     return data.nbytes
 
 
@@ -208,10 +218,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     after a task's chunks are written, ``on_level_done(level)`` after its last task.
     The first failing task stops the run and its exception propagates.
     """
-    for tasks in plan.levels:
-        if not tasks:
-            continue
-        level = tasks[0].level
+    for level, tasks in plan.levels.items():
         todo = [t for t in tasks if not skip(t)]
         total = sum(_task_bytes(plan.job, t) for t in tasks)
         done_bytes = total - sum(_task_bytes(plan.job, t) for t in todo)
@@ -263,7 +270,3 @@ def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: tqdm,
                 bar.update(fut.result())
                 on_task_done(futures.pop(fut))
                 submit()
-
-
-def iter_levels(plan: Plan) -> Iterable[int]:
-    return (tasks[0].level for tasks in plan.levels if tasks)
