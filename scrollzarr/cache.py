@@ -118,33 +118,55 @@ class ChunkCache:
         exclusive) as a new array of the array's dtype. The box may extend beyond the
         array on any side: voxels outside it are 0.
 
-        ``wanted`` (optional, bool, one entry per chunk of the chunk-aligned cover of the
-        box clipped to the array, z, y, x) says which chunks to read; voxels of the other
-        chunks are left 0. Callers pass it so chunks no sample touches are never read.
+        ``wanted`` (optional, bool, one entry per chunk of :attr:`Region.cover`) says which
+        chunks to read; voxels of the other chunks are left 0. Callers pass it so chunks
+        no sample touches are never read.
         """
-        lo = np.asarray(tuple(lo), dtype=np.int64)
-        hi = np.asarray(tuple(hi), dtype=np.int64)
-        shape = np.asarray(self.shape)
-        chunks = np.asarray(self.chunks)
-        out = np.zeros(tuple(int(n) for n in hi - lo), dtype=self.array.dtype)
-        clo, chi = np.maximum(lo, 0), np.minimum(hi, shape)
-        if np.any(chi <= clo):
-            return out
-        first = clo // chunks
-        last = (chi - 1) // chunks
-        for iz in range(first[0], last[0] + 1):
-            for iy in range(first[1], last[1] + 1):
-                for ix in range(first[2], last[2] + 1):
-                    if wanted is not None and not wanted[iz - first[0], iy - first[1],
-                                                         ix - first[2]]:
-                        continue
-                    index = (int(iz), int(iy), int(ix))
-                    chunk = self.get(index)
-                    start = np.asarray(index) * chunks
-                    a = np.maximum(start, clo)
-                    b = np.minimum(start + chunks, chi)
-                    out[a[0] - lo[0]:b[0] - lo[0], a[1] - lo[1]:b[1] - lo[1],
-                        a[2] - lo[2]:b[2] - lo[2]] = chunk[
-                        a[0] - start[0]:b[0] - start[0], a[1] - start[1]:b[1] - start[1],
-                        a[2] - start[2]:b[2] - start[2]]
-        return out
+        region = Region(self, lo, hi)
+        region.load(wanted)
+        return region.data
+
+
+class Region:
+    """A dense copy of the box ``lo:hi`` (array indices, z, y, x; ``hi`` exclusive) of a
+    cached volume, filled chunk by chunk on demand: rendering a tile loads only the
+    chunks its samples need, once, however many batches of samples use them.
+
+    ``data`` has the box's shape and the array's dtype; voxels outside the array and of
+    chunks not loaded are 0. ``first`` and ``grid`` describe the *cover*: the chunks
+    (z, y, x chunk coordinates ``first`` .. ``first + grid - 1``) that overlap the box
+    clipped to the array. ``grid`` is (0, 0, 0) when the box misses the array.
+    """
+
+    def __init__(self, cache: ChunkCache, lo: Iterable[int], hi: Iterable[int]):
+        self.cache = cache
+        self.lo = tuple(int(v) for v in lo)
+        self.hi = tuple(int(v) for v in hi)
+        self.data = np.zeros(tuple(h - l for l, h in zip(self.lo, self.hi)),
+                             dtype=cache.array.dtype)
+        self._clo = tuple(max(l, 0) for l in self.lo)
+        self._chi = tuple(min(h, n) for h, n in zip(self.hi, cache.shape))
+        if any(b <= a for a, b in zip(self._clo, self._chi)):
+            self.first, self.grid = (0, 0, 0), (0, 0, 0)
+        else:
+            self.first = tuple(a // c for a, c in zip(self._clo, cache.chunks))
+            self.grid = tuple((b - 1) // c - f + 1
+                              for b, c, f in zip(self._chi, cache.chunks, self.first))
+        self.loaded = np.zeros(self.grid, dtype=bool)
+
+    def load(self, wanted: np.ndarray | None = None) -> None:
+        """Copy in the chunks of the cover marked in ``wanted`` (all when None) that are
+        not loaded yet."""
+        todo = ~self.loaded if wanted is None else wanted & ~self.loaded
+        chunks = self.cache.chunks
+        for g in zip(*np.nonzero(todo)):
+            index = tuple(int(f + i) for f, i in zip(self.first, g))
+            chunk = self.cache.get(index)
+            start = [i * c for i, c in zip(index, chunks)]
+            a = [max(s, l) for s, l in zip(start, self._clo)]
+            b = [min(s + c, h) for s, c, h in zip(start, chunks, self._chi)]
+            self.data[a[0] - self.lo[0]:b[0] - self.lo[0], a[1] - self.lo[1]:b[1] - self.lo[1],
+                      a[2] - self.lo[2]:b[2] - self.lo[2]] = chunk[
+                a[0] - start[0]:b[0] - start[0], a[1] - start[1]:b[1] - start[1],
+                a[2] - start[2]:b[2] - start[2]]
+            self.loaded[g] = True

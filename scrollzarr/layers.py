@@ -42,14 +42,14 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
-from .cache import ChunkCache
+from .cache import ChunkCache, Region
 from .errors import ScrollError
 from .ngff import Volume, open_volume
 from .ppm import Ppm
 
 DIRECTIONS = ("both", "positive", "negative")
-#: Samples interpolated in one go: bounds the temporary arrays (~40 bytes per sample).
-BATCH_SAMPLES = 1 << 18
+#: Samples interpolated in one go: temporaries of ~256 KB stay in the CPU caches.
+BATCH_SAMPLES = 1 << 15
 #: Largest dense box (voxels) assembled for one batch; a batch spanning more is split.
 MAX_BOX_VOXELS = 1 << 25
 #: Suffix of outputs being written; renamed away only once a file is complete.
@@ -132,37 +132,61 @@ def sample_trilinear(cache: ChunkCache, index: np.ndarray) -> np.ndarray:
     that some sample needs are read.
     """
     index = np.asarray(index, dtype=np.float64).reshape(-1, 3)
-    out = np.zeros(index.shape[0], dtype=np.float64)
-    for s in range(0, index.shape[0], BATCH_SAMPLES):
-        part = index[s:s + BATCH_SAMPLES]
-        last = np.asarray(cache.shape, dtype=np.float64) - 1
-        inside = np.all((part >= 0) & (part <= last), axis=1)  # False for NaN too
-        where = np.flatnonzero(inside)
-        if where.size:
-            out[s + where] = _interpolate(cache, part[where])
+    return sample_axes(cache, *(np.ascontiguousarray(index[:, a]) for a in range(3)))
+
+
+def sample_axes(cache: ChunkCache, z: np.ndarray, y: np.ndarray, x: np.ndarray,
+                region: Region | None = None) -> np.ndarray:
+    """:func:`sample_trilinear` with the indices given as three float64 ``(M,)`` arrays
+    (z, y, x): contiguous per-axis arrays keep every pass over the samples cheap.
+
+    ``region`` (optional) is a :class:`Region` of ``cache`` expected to hold the samples
+    (a tile's box): chunks are loaded into it on demand and reused by later calls.
+    Batches that do not fit in it get a box of their own."""
+    out = np.zeros(z.shape[0], dtype=np.float64)
+    last = [float(n - 1) for n in cache.shape]
+    for s in range(0, z.shape[0], BATCH_SAMPLES):
+        part = [a[s:s + BATCH_SAMPLES] for a in (z, y, x)]
+        inside = (part[0] >= 0) & (part[0] <= last[0])  # False for NaN too
+        for a in (1, 2):
+            inside &= (part[a] >= 0) & (part[a] <= last[a])
+        if inside.all():
+            out[s:s + part[0].shape[0]] = _interpolate(cache, part, region)
+        else:
+            where = np.flatnonzero(inside)
+            if where.size:
+                out[s + where] = _interpolate(cache, [a[where] for a in part], region)
     return out
 
 
-def _interpolate(cache: ChunkCache, p: np.ndarray) -> np.ndarray:
-    """Trilinear values at in-volume indices ``p`` (P, 3), float64."""
-    i0 = np.floor(p).astype(np.int64)
-    lo = i0.min(axis=0)
-    hi = i0.max(axis=0) + 2  # the +1 neighbour; at n - 1 it is outside, read as 0 (weight 0)
-    if np.prod(hi - lo) > MAX_BOX_VOXELS and p.shape[0] > 1:
-        half = p.shape[0] // 2  # samples come in layer/row order: halves are compact
-        return np.concatenate([_interpolate(cache, p[:half]), _interpolate(cache, p[half:])])
-    f = p - i0
-    box = cache.read_box(lo, hi, _chunks_needed(cache, i0, f, lo, hi))
+def _interpolate(cache: ChunkCache, p: list[np.ndarray],
+                 region: Region | None) -> np.ndarray:
+    """Trilinear values (float64) at in-volume indices ``p`` = [z, y, x], (P,) each."""
+    whole = [np.floor(a) for a in p]
+    lo = [int(w.min()) for w in whole]
+    hi = [int(w.max()) + 2 for w in whole]  # +1 neighbour; past n - 1 it reads 0 (weight 0)
+    if region is None or any(l < rl or h > rh for l, h, rl, rh in
+                             zip(lo, hi, region.lo, region.hi)):
+        if math.prod(h - l for h, l in zip(hi, lo)) > MAX_BOX_VOXELS and p[0].shape[0] > 1:
+            half = p[0].shape[0] // 2  # samples come in layer/row order: halves are compact
+            return np.concatenate([_interpolate(cache, [a[:half] for a in p], None),
+                                   _interpolate(cache, [a[half:] for a in p], None)])
+        region = Region(cache, lo, hi)
+    frac = [a - w for a, w in zip(p, whole)]
+    region.load(_chunks_needed(region, whole, frac))
+    box = region.data
     sy, sx = box.shape[1] * box.shape[2], box.shape[2]
     flat = box.reshape(-1)
-    r = i0 - lo
-    base = r[:, 0] * sy + r[:, 1] * sx + r[:, 2]
-    fz, fy, fx = (np.ascontiguousarray(f[:, a]) for a in range(3))
+    base = (whole[0] - region.lo[0]) * sy
+    base += (whole[1] - region.lo[1]) * sx
+    base += whole[2] - region.lo[2]
+    base = base.astype(np.intp)  # exact: integer-valued floats far below 2**52
+    fz, fy, fx = frac
 
     def along_x(offset: int) -> np.ndarray:
         a = flat.take(base + offset).astype(np.float64)
-        b = flat.take(base + offset + 1).astype(np.float64)
-        return a + (b - a) * fx
+        b = flat.take(base + (offset + 1)).astype(np.float64)
+        return _lerp(a, b, fx)
 
     c0 = _lerp(along_x(0), along_x(sx), fy)
     c1 = _lerp(along_x(sy), along_x(sy + sx), fy)
@@ -170,32 +194,46 @@ def _interpolate(cache: ChunkCache, p: np.ndarray) -> np.ndarray:
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    # a + (b - a) * t is exactly a when t == 0, whatever b is (the outside neighbour)
-    return a + (b - a) * t
+    """``a + (b - a) * t``, computed in place in ``b``; exactly ``a`` where ``t == 0``
+    (whatever ``b`` is: the +1 neighbour past the volume's last voxel reads 0)."""
+    b -= a
+    b *= t
+    b += a
+    return b
 
 
-def _chunks_needed(cache: ChunkCache, i0: np.ndarray, f: np.ndarray, lo: np.ndarray,
-                   hi: np.ndarray) -> np.ndarray:
-    """Which chunks of the box ``lo:hi`` (clipped to the array) the samples with corner
-    ``i0`` and fractions ``f`` read: their own corner's chunk, plus the next chunk along
-    an axis where the +1 neighbour lies across a chunk face with a non-zero weight."""
-    chunks = np.asarray(cache.chunks)
-    shape = np.asarray(cache.shape)
-    first = lo // chunks
-    last = (np.minimum(hi, shape) - 1) // chunks
-    wanted = np.zeros(tuple(int(n) for n in last - first + 1), dtype=bool)
-    g = i0 // chunks - first
-    wanted[g[:, 0], g[:, 1], g[:, 2]] = True
-    crosses = ((i0 + 1) % chunks == 0) & (i0 + 1 < shape) & (f > 0)
-    some = crosses.any(axis=1)
-    if some.any():
-        g, crosses = g[some], crosses[some]
+def _chunks_needed(region: Region, whole: list[np.ndarray],
+                   frac: list[np.ndarray]) -> np.ndarray:
+    """Which chunks of ``region``'s cover the samples with integer corners ``whole``
+    (float64, integer-valued) and fractions ``frac`` (per axis z, y, x) read: the chunk
+    of the corner, plus the next chunk along an axis where the +1 neighbour lies across
+    a chunk face with a non-zero weight. A bool array of shape ``region.grid``."""
+    grid = region.grid
+    wanted = np.zeros(grid, dtype=bool)
+    cells, nexts = [], []
+    for axis in range(3):
+        c = float(region.cache.chunks[axis])
+        # floor(w / c) is exact in float64 for integer-valued w < 2**52 (a quotient just
+        # below an integer k is at least 1/c below it), and much cheaper than int division
+        cells.append(np.floor(whole[axis] / c) - region.first[axis])
+        # the +1 neighbour only matters with a non-zero weight (and then it exists)
+        nexts.append((np.floor((whole[axis] + 1.0) / c) - region.first[axis]
+                      != cells[axis]) & (frac[axis] > 0))
+    key = (cells[0] * grid[1] + cells[1]) * grid[2] + cells[2]
+    wanted.reshape(-1)[key.astype(np.intp)] = True
+    some = np.flatnonzero(nexts[0] | nexts[1] | nexts[2])
+    if some.size:
+        cell = [c[some].astype(np.intp) for c in cells]
+        cross = [n[some] for n in nexts]
         for step in ((0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0),
                      (1, 1, 1)):
-            d = np.asarray(step)
-            use = np.all(crosses | (d == 0), axis=1)
-            n = g[use] + d
-            wanted[n[:, 0], n[:, 1], n[:, 2]] = True
+            use = np.ones(some.size, dtype=bool)
+            for axis, d in enumerate(step):
+                if d:
+                    use &= cross[axis]
+            if use.any():
+                wanted[cell[0][use] + step[0], cell[1][use] + step[1],
+                       cell[2][use] + step[2]] = True
     return wanted
 
 
@@ -217,14 +255,41 @@ def render_tile(ppm: Ppm, volume: Volume, cache: ChunkCache, v0: int, v1: int, u
     base = volume.to_index(points[:, 2::-1])  # (x, y, z) -> (z, y, x) array indices
     # to_index is affine: a direction scales by the level's factor only
     normal = points[:, 5:2:-1] * np.asarray(volume.factor, dtype=np.float64)
+    base_axes = [np.ascontiguousarray(base[:, a]) for a in range(3)]
+    normal_axes = [np.ascontiguousarray(normal[:, a]) for a in range(3)]
+    region = _tile_region(cache, base_axes, normal_axes, offsets)
     flat_out = out.reshape(n_layers, -1)
     per_batch = max(1, BATCH_SAMPLES // pixels.size)
     for k0 in range(0, n_layers, per_batch):
         k1 = min(k0 + per_batch, n_layers)
-        index = base[None, :, :] + offsets[k0:k1, None, None] * normal[None, :, :]
-        values = sample_trilinear(cache, index.reshape(-1, 3))
-        flat_out[k0:k1, pixels] = to_dtype(values, dtype).reshape(k1 - k0, pixels.size)
+        for p0 in range(0, pixels.size, BATCH_SAMPLES):  # huge tiles: pixel slices too
+            p1 = min(p0 + BATCH_SAMPLES, pixels.size)
+            # (layers, pixels) per axis, flattened layer-major
+            axes = [(b[None, p0:p1] + offsets[k0:k1, None] * n[None, p0:p1]).reshape(-1)
+                    for b, n in zip(base_axes, normal_axes)]
+            values = sample_axes(cache, *axes, region=region)
+            flat_out[k0:k1, pixels[p0:p1]] = to_dtype(values, dtype).reshape(k1 - k0, -1)
     return out, int(pixels.size)
+
+
+def _tile_region(cache: ChunkCache, base: list[np.ndarray], normal: list[np.ndarray],
+                 offsets: np.ndarray) -> Region | None:
+    """One box around every in-volume sample of a tile (samples lie on the segments
+    ``base + offset * normal``, so the extreme offsets bound them), or None when that box
+    would exceed :data:`MAX_BOX_VOXELS` (batches then get boxes of their own)."""
+    lo, hi = [], []
+    for b, n, size in zip(base, normal, cache.shape):
+        ends = [b + offsets.min() * n, b + offsets.max() * n]
+        low = min(float(np.nanmin(e)) for e in ends)
+        high = max(float(np.nanmax(e)) for e in ends)
+        # clip to the volume: samples outside it are never interpolated
+        lo.append(max(0, math.floor(low)) if math.isfinite(low) else 0)
+        hi.append(min(size - 1, math.floor(high)) + 2 if math.isfinite(high) else size + 1)
+    if any(h - l <= 1 for l, h in zip(lo, hi)):
+        return None  # the tile misses the volume: nothing to load
+    if math.prod(h - l for l, h in zip(lo, hi)) > MAX_BOX_VOXELS:
+        return None
+    return Region(cache, lo, hi)
 
 
 # --- output files ---------------------------------------------------------------------------
