@@ -205,6 +205,43 @@ def test_cropped_ome_zarr_store_honours_its_translation_at_level_0_and_1(tmp_pat
     assert_matches_reference(got, ref, inside)
 
 
+def test_zarr_v3_sharded_ome_store_with_ngff_05_metadata_matches_reference(tmp_path):
+    from scrollzarr.ngff import image_attributes
+
+    origin = (-8.0, 5.0, 0.0)  # a crop may even start before scroll voxel 0
+    volume = random_volume(seed=17)
+    root = tmp_path / "v3.zarr"
+    group = zarr.open_group(str(root), mode="w", zarr_format=3)
+    group.attrs.update(image_attributes([("0", "mean")], origin=origin, zarr_format=3))
+    arr = zarr.create_array(store=str(root / "0"), shape=SHAPE, chunks=(8, 8, 8),
+                            shards=(16, 16, 16), dtype=np.uint16, zarr_format=3,
+                            fill_value=0)
+    arr[...] = volume
+    data = curved_segment(origin=origin)
+    write_ppm(tmp_path / "seg.ppm", data)
+    render_layers(tmp_path / "seg.ppm", root, tmp_path / "out", number_of_layers=7,
+                  number_of_stacked_layers=3, interval=4.0)
+    ref, inside = reference_layers(volume, data, layer_offsets(7, 4.0), shift=origin)
+    assert_matches_reference(read_layers(tmp_path / "out", 7), ref, inside)
+
+
+def test_tiles_too_large_for_one_box_are_split_and_still_exact(tmp_path, monkeypatch):
+    from scrollzarr import layers
+
+    # our own size limits, made tiny: every tile and batch takes the splitting paths
+    monkeypatch.setattr(layers, "MAX_BOX_VOXELS", 4000)
+    monkeypatch.setattr(layers, "BATCH_SAMPLES", 700)
+    volume = random_volume(seed=19)
+    v2_array(tmp_path / "vol.zarr", volume)
+    data = curved_segment(height=30, width=60)
+    write_ppm(tmp_path / "seg.ppm", data)
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
+                  number_of_layers=21, number_of_stacked_layers=1, interval=2.5,
+                  block_size=40)
+    ref, inside = reference_layers(volume, data, layer_offsets(21, 2.5))
+    assert_matches_reference(read_layers(tmp_path / "out", 21), ref, inside)
+
+
 def test_stack_is_the_maximum_over_the_central_layers(tmp_path):
     volume = random_volume(seed=11)
     v2_array(tmp_path / "vol.zarr", volume)
