@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import psutil
 
-from . import journal, ngff, plan as planning, pyramid, store
+from . import chunkio, journal, ngff, plan as planning, pyramid, store
 from .errors import ScrollError
 from .slices import SliceStack, find_slices
 
@@ -223,7 +223,8 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
                        arrays=arrays, shapes=tuple(shapes),
                        algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
                        chunk=o.shard_size or o.chunk_size, dtype=dtype.str, shift=shift,
-                       filled=_filled_spans(stack, z0, z1, nlevels, o.algorithm))
+                       filled=_filled_spans(stack, z0, z1, nlevels, o.algorithm),
+                       slice_width=nx)
     layout = dict(zarr_format=o.zarr_format, shard=o.shard_size, compression=o.compression)
     own = _own(origin, complete=False)
 
@@ -264,8 +265,9 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     if existing is not None and o.resume:
         existing.check_matches(t.params, t.params["command"])
         bands = {int(k): v for k, v in existing.params.get("bands", {}).items()}
-        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
+        plan, threads = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
         record = existing
+        chunkio.remove_partial_files(output)
         say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
             f"{len(plan.tasks)} tasks already done")
     else:
@@ -279,11 +281,11 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             store.prepare_output(output, o.overwrite)
         elif existing is not None:
             existing.remove()
-        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
+        plan, threads = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
     say(t.summary)
-    last = max(plan.levels) if plan.levels else t.first_level - 1
+    last = len(t.job.shapes) - 1
 
     def level_done(level: int) -> None:
         record.flush()  # the level's tasks are durable before the metadata lists it
@@ -373,17 +375,27 @@ def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
 
 
 def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, threads: int,
-               say: Callable[[str], None], bands: dict[int, int] | None = None
-               ) -> planning.Plan:
+               say: Callable[[str], None], bands: dict[int, tuple[int, int]] | None = None
+               ) -> tuple[planning.Plan, int]:
+    """Plan tasks that fit the memory budget when ``threads`` of them run at once;
+    return the plan and the number of parallel tasks. A budget too small for that many
+    tasks runs fewer (with a note) before it is refused."""
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
         say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
-    try:
-        return planning.make_plan(job, first_level, budget * 2**30 / threads, bands)
-    except ValueError as exc:
-        raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
-                          f"{threads} parallel task(s) needs {float(str(exc)) * threads:.3g} GB "
-                          "(raise --max_gb, or lower --num_threads or --chunk_size)") from None
+    need = 0.0
+    for parallel in range(threads, 0, -1):
+        try:
+            plan = planning.make_plan(job, first_level, budget * 2**30 / parallel, bands)
+        except ValueError as exc:
+            need = need or float(str(exc)) * threads
+            continue
+        if parallel < threads:
+            say(f"note: --max_gb {budget:g} fits {parallel} parallel task(s), not {threads}")
+        return plan, parallel
+    raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
+                      f"{threads} parallel task(s) needs {need:.3g} GB "
+                      "(raise --max_gb, or lower --num_threads or --chunk_size)")
 
 
 def _shard_of(array) -> int | None:

@@ -1,13 +1,17 @@
 """The conversion plan: independent, chunk-aligned tasks, and a local executor.
 
-A conversion is a list of :class:`Task` s. A task writes one region of one level: a slab
-one chunk thick in z, a band of whole chunk rows in y, the full width in x. Level-0 tasks
-read the slice rows they need straight from the TIFFs; a level-``l`` task reads the region
-of level ``l - 1`` below it (plus a halo for gaussian) and downsamples it. Tasks of one
-level write disjoint, chunk-aligned regions, so they may run in any order or in parallel;
-a task depends only on the tasks of the level above whose regions it reads
-(:func:`dependencies`). Everything a task needs travels in a small picklable :class:`Job`,
-so other executors (a process pool, dask) can run the same plan.
+A conversion is a list of :class:`Task` s. A task writes one region, a slab of whole
+chunk rows in z and y and the full width in x, of one level and, computed from it in
+memory, of the level below it too (a two-level "tower"): level-0 tasks read the slice rows
+they need straight from the TIFFs and write levels 0 and 1, so level 0 is never read back;
+later tasks read their region of the level above (plus a halo for gaussian) and write the
+next one or two levels. Each slice byte is read once, and only 1/8 of the data is read
+back from the store.
+
+Tasks of one stage write disjoint, chunk-aligned (or shard-aligned) regions, so they may
+run in any order or in parallel; a task depends only on the tasks whose regions it reads
+(:func:`dependencies`). Everything a task needs travels in a small picklable
+:class:`Job`, so other executors (a process pool, dask) can run the same plan.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from . import pyramid, slices, store
+from . import chunkio, pyramid, slices
 
 Span = tuple[int, int]
 
@@ -34,8 +38,9 @@ class Job:
     missing); ``crop_y``/``crop_x`` the slice rows/columns that level 0 holds.
     ``arrays[l]`` is the path of level ``l``; ``shapes[l]`` its (z, y, x) shape;
     ``algorithms[l]`` how level ``l`` is made from ``l - 1`` (unused for level 0).
-    ``shift`` right-shifts input values (8 for ``--obytes 1`` on uint16 input).
-    ``filled[l]`` is the z span of level ``l`` that can hold non-zero data.
+    ``chunk`` is the edge of the unit a task writes whole (the chunk, or the shard of a
+    sharded store). ``shift`` right-shifts input values (8 for ``--obytes 1`` on uint16
+    input). ``filled[l]`` is the z span of level ``l`` that can hold non-zero data.
     """
 
     slice_paths: tuple[str | None, ...]
@@ -48,188 +53,262 @@ class Job:
     dtype: str
     shift: int = 0
     filled: tuple[Span, ...] = ()
+    slice_width: int = 0
 
 
 @dataclass(frozen=True, order=True)
 class Task:
-    """Write rows ``y`` of slab ``z`` (both in voxels of ``level``; x is the full width)."""
+    """Write rows ``y`` of slab ``z`` (voxels of ``level``; x is the full width) of
+    levels ``level`` to ``top``; the levels below ``level`` get the same region halved."""
 
     level: int
     z: Span
     y: Span
+    top: int
 
     @property
     def key(self) -> str:
-        return f"{self.level}/{self.z[0]}-{self.z[1]}/{self.y[0]}-{self.y[1]}"
+        return f"{self.level}-{self.top}/{self.z[0]}-{self.z[1]}/{self.y[0]}-{self.y[1]}"
+
+    def region(self, level: int) -> tuple[Span, Span]:
+        """The task's (z, y) spans at ``level`` (between ``self.level`` and ``self.top``)."""
+        f = 1 << (level - self.level)
+        return ((self.z[0] // f, -(-self.z[1] // f)), (self.y[0] // f, -(-self.y[1] // f)))
 
 
 @dataclass
 class Plan:
-    """All tasks of a conversion, level by level, and the job they share.
+    """All tasks of a conversion, stage by stage, and the job they share.
 
-    ``levels[l]`` lists the tasks of level ``l`` (possibly none, where the level holds
-    only zeros); ``bands[l]`` is the height in rows of that level's task bands.
+    ``levels[s]`` lists the tasks of the stage that starts at level ``s`` (possibly none,
+    where the levels hold only zeros); ``bands[s]`` is ``(rows, top)``: the height of
+    that stage's task bands at level ``s`` and the last level the stage writes.
     """
 
     job: Job
     levels: dict[int, list[Task]] = field(default_factory=dict)
-    bands: dict[int, int] = field(default_factory=dict)
+    bands: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[Task]:
         return [t for level in self.levels.values() for t in level]
 
-
-def band_rows(width: int, chunk: int, itemsize: int, budget_bytes: float,
-              rows: int, factor: float) -> int:
-    """Rows (a multiple of ``chunk``, at most ``rows`` rounded up) of a task band whose
-    working set, ``factor * chunk * band * width * itemsize`` bytes, fits the budget.
-    Returns 0 when not even one chunk row fits."""
-    per_chunk_row = factor * chunk * chunk * width * itemsize
-    n = int(budget_bytes // per_chunk_row)
-    return min(n, -(-rows // chunk)) * chunk
+    def written(self, stage: int) -> range:
+        """The levels the stage starting at ``stage`` writes."""
+        return range(stage, self.bands[stage][1] + 1)
 
 
-# working set of a task relative to its output band: level 0 holds the band and zarr's
-# write copies; a reduce task holds its 8x larger input (float64 for gaussian)
-LEVEL0_FACTOR = 2.0
-REDUCE_FACTOR = {"gaussian": 8 * 4 + 2, "mode": 8 * 3}
+#: Working memory of a task relative to the bytes of its source region (the slice rows
+#: it reads, or its region of the level above): the source buffer, the levels it
+#: computes (1/8, 1/64) and the kernels' temporaries (float64 for gaussian).
+MEMORY_FACTOR = {"gaussian": 9.0, "mode": 8.0}
+DEFAULT_FACTOR = 1.6
+#: Largest source region of one task: bigger tasks would not be faster, and smaller
+#: ones keep both cores busy to the end of a stage.
+MAX_TASK_BYTES = 256 << 20
+
+
+def _halo(job: Job, task: Task) -> int:
+    """Context voxels a task reads around its source region (gaussian only)."""
+    first = max(task.level, 1)
+    return pyramid.halo(job.algorithms[first]) if task.top >= first else 0
+
+
+def _source_bytes_per_row_unit(job: Job, level: int, unit: int) -> float:
+    """Bytes of source read per ``unit`` rows of a task slab ``unit`` thick at ``level``."""
+    itemsize = np.dtype(job.dtype).itemsize
+    nx = job.shapes[level][2]
+    if level == 0:
+        return unit * unit * (job.crop_x[1] - job.crop_x[0]) * itemsize
+    return 8.0 * unit * unit * nx * itemsize
 
 
 def make_plan(job: Job, first_level: int, task_budget: float,
-              bands: dict[int, int] | None = None) -> Plan:
-    """Split levels ``first_level..`` of ``job`` into tasks that each fit ``task_budget``
-    bytes of working memory, or into bands of the given heights (``bands[level]``, rows;
-    a resumed conversion keeps its first run's tasks). Raises ValueError (with the
-    needed size in GiB) if one chunk row does not fit."""
+              bands: dict[int, tuple[int, int]] | None = None) -> Plan:
+    """Split levels ``first_level..`` of ``job`` into stages of tasks that each fit
+    ``task_budget`` bytes of working memory, or into the given bands (``bands[stage] =
+    (rows, top)``: a resumed conversion keeps its first run's tasks). A stage writes two
+    levels when the budget allows (one for gaussian after level 0, whose context would
+    otherwise grow). Raises ValueError (with the needed size in GiB) if not even one
+    chunk row of one level fits."""
     plan = Plan(job)
-    itemsize = np.dtype(job.dtype).itemsize
-    c = job.chunk
-    for level in range(first_level, len(job.shapes)):
-        nz, ny, nx = job.shapes[level]
-        if level == 0:
-            factor = LEVEL0_FACTOR
-        else:
-            factor = 8.0 * REDUCE_FACTOR.get(job.algorithms[level], 2)
+    nlevels = len(job.shapes)
+    level = first_level
+    while level < nlevels:
         if bands and level in bands:
-            band = int(bands[level])
+            band, top = (int(v) for v in bands[level])
         else:
-            band = band_rows(nx, c, itemsize, task_budget, ny, factor)
-        if band == 0:
-            need = factor * c * c * nx * itemsize
-            raise ValueError(str(need / 2**30))
+            band, top = _choose_band(job, level, task_budget)
+        unit = job.chunk << (top - level)
+        nz, ny, _ = job.shapes[level]
         z_lo, z_hi = job.filled[level] if job.filled else (0, nz)
         tasks = []
-        for z0 in range((z_lo // c) * c, z_hi, c):
+        for z0 in range((z_lo // unit) * unit, z_hi, unit):
             for y0 in range(0, ny, band):
-                tasks.append(Task(level, (z0, min(z0 + c, nz)), (y0, min(y0 + band, ny))))
+                tasks.append(Task(level, (z0, min(z0 + unit, nz)),
+                                  (y0, min(y0 + band, ny)), top))
         plan.levels[level] = tasks
-        plan.bands[level] = band
+        plan.bands[level] = (band, top)
+        level = top + 1
     return plan
 
 
+def _choose_band(job: Job, level: int, task_budget: float) -> tuple[int, int]:
+    nlevels = len(job.shapes)
+    algorithm = job.algorithms[min(level + 1, nlevels - 1)] if level == 0 else \
+        job.algorithms[level]
+    factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
+    two = level + 1 < nlevels and (level == 0 or algorithm != "gaussian")
+    ny = job.shapes[level][1]
+    need = 0.0
+    for top in ((level + 1, level) if two else (level,)):
+        unit = job.chunk << (top - level)
+        per_unit = factor * _source_bytes_per_row_unit(job, level, unit)
+        n = int(task_budget // per_unit)
+        cap = max(1, int(MAX_TASK_BYTES // (per_unit / factor)))
+        n = min(n, cap, -(-ny // unit))
+        if n > 0:
+            return n * unit, top
+        need = per_unit
+    raise ValueError(str(need / 2**30))
+
+
 def source_region(job: Job, task: Task) -> tuple[Span, Span]:
-    """The (z, y) spans of level ``task.level - 1`` a reduce task reads, halo included."""
-    h = pyramid.halo(job.algorithms[task.level])
-    nz, ny, _ = job.shapes[task.level - 1]
-    return ((max(2 * task.z[0] - h, 0), min(2 * task.z[1] + h, nz)),
-            (max(2 * task.y[0] - h, 0), min(2 * task.y[1] + h, ny)))
+    """The (z, y) spans a task reads, halo included: of level 0 (slice rows) for a
+    level-0 task, else of level ``task.level - 1``."""
+    h = _halo(job, task)
+    if task.level == 0:
+        nz, ny, _ = job.shapes[0]
+        (z0, z1), (y0, y1) = task.z, task.y
+    else:
+        nz, ny, _ = job.shapes[task.level - 1]
+        (z0, z1), (y0, y1) = (2 * task.z[0], 2 * task.z[1]), (2 * task.y[0], 2 * task.y[1])
+    return (max(z0 - h, 0), min(z1 + h, nz)), (max(y0 - h, 0), min(y1 + h, ny))
 
 
 def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
-    """For each reduce task, the tasks of the level above whose regions it reads."""
+    """For each task, the tasks whose written regions it reads (none for level 0)."""
     deps: dict[Task, list[Task]] = {}
+    writer_stage = {lv: stage for stage in plan.levels for lv in plan.written(stage)}
     for tasks in plan.levels.values():
         for task in tasks:
-            above = plan.levels.get(task.level - 1, [])
-            (sz0, sz1), (sy0, sy1) = (source_region(job, task) if task.level else
-                                      ((0, 0), (0, 0)))
-            deps[task] = [t for t in above
-                          if t.z[0] < sz1 and sz0 < t.z[1] and t.y[0] < sy1 and sy0 < t.y[1]]
+            if task.level == 0:
+                deps[task] = []
+                continue
+            source = task.level - 1
+            (sz0, sz1), (sy0, sy1) = source_region(job, task)
+            above = plan.levels.get(writer_stage.get(source, -1), [])
+            deps[task] = []
+            for t in above:
+                (tz0, tz1), (ty0, ty1) = t.region(source)
+                if tz0 < sz1 and sz0 < tz1 and ty0 < sy1 and sy0 < ty1:
+                    deps[task].append(t)
     return deps
 
 
-_arrays = threading.local()
+_pool = threading.local()
 
 
-def _array(path: str):
-    """Open a level array once per thread (zarr array objects are cheap but not free)."""
-    cache = getattr(_arrays, "cache", None)
-    if cache is None:
-        cache = _arrays.cache = {}
-    if path not in cache:
-        cache[path] = store.open_array(path)
-    return cache[path]
+def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread buffer reused across tasks: allocating (and first touching) hundreds
+    of MB per task costs more than the work on these machines."""
+    bufs = getattr(_pool, "bufs", None)
+    if bufs is None:
+        bufs = _pool.bufs = {}
+    dtype = np.dtype(dtype)
+    need = int(np.prod(shape)) * dtype.itemsize
+    buf = bufs.get(name)
+    if buf is None or buf.nbytes < need:
+        buf = bufs[name] = np.empty(need, dtype=np.uint8)
+    return buf[:need].view(dtype).reshape(shape)
 
 
 def run_task(job: Job, task: Task) -> int:
-    """Run one task: compute its region and write it. Returns the bytes it produced."""
+    """Run one task: read its source, write its levels. Returns the bytes of the task's
+    region at its first level (input bytes for level 0), for progress."""
+    (sz0, sz1), (sy0, sy1) = source_region(job, task)
     if task.level == 0:
-        data = read_level0(job, task)
+        block = read_slices(job, (sz0, sz1), (sy0, sy1))
+        lo = (task.z[0] - sz0, task.y[0] - sy0)
+        hi = (sz1 - task.z[1], sy1 - task.y[1])
+        level0 = block[lo[0]:block.shape[0] - hi[0], lo[1]:block.shape[1] - hi[1]]
+        chunkio.open_level(job.arrays[0]).write(task.z[0], task.y[0], level0)
+        first = 1
     else:
-        data = reduce_region(job, task)
-    dst = _array(job.arrays[task.level])
-    # zarr leaves all-zero chunks unwritten and deletes stale ones (a resumed task may
-    # overwrite chunks of a killed run), so the region is always written
-    dst[task.z[0]:task.z[1], task.y[0]:task.y[1], :] = data
-    return data.nbytes
-
-
-def read_level0(job: Job, task: Task) -> np.ndarray:
-    """Read the slice rows of a level-0 task into a (z, y, x) array of the job's dtype."""
+        src = chunkio.open_level(job.arrays[task.level - 1])
+        region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
+        out = _scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
+        block = src.read(region, out)
+        lo = (2 * task.z[0] - sz0, 2 * task.y[0] - sy0)
+        hi = (max(sz1 - 2 * task.z[1], 0), max(sy1 - 2 * task.y[1], 0))
+        first = task.level
+    context = ((lo[0], hi[0]), (lo[1], hi[1]), (0, 0))
+    for level in range(first, task.top + 1):
+        block = pyramid.downsample(block, job.algorithms[level], context)
+        context = ((0, 0),) * 3
+        (z0, _), (y0, _) = task.region(level)
+        chunkio.open_level(job.arrays[level]).write(z0, y0, block)
     (z0, z1), (y0, y1) = task.z, task.y
+    return (z1 - z0) * (y1 - y0) * job.shapes[task.level][2] * np.dtype(job.dtype).itemsize
+
+
+def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
+    """Read rows ``y`` of level-0 slabs ``z`` from the slice TIFFs into a reused
+    (z, y, x) buffer of the job's dtype (missing slices are zeros)."""
+    (z0, z1), (y0, y1) = z, y
     ry0, ry1 = job.crop_y[0] + y0, job.crop_y[0] + y1
     cx0, cx1 = job.crop_x
-    out = np.zeros((z1 - z0, y1 - y0, cx1 - cx0), dtype=job.dtype)
-    rows = None
-    for i, z in enumerate(range(z0, z1)):
-        path = job.slice_paths[z] if z < len(job.slice_paths) else None
+    out = _scratch("slab", (z1 - z0, y1 - y0, cx1 - cx0), job.dtype)
+    width = None
+    direct = job.shift == 0
+    for i, zi in enumerate(range(z0, z1)):
+        path = job.slice_paths[zi] if zi < len(job.slice_paths) else None
         if path is None:
+            out[i] = 0
             continue
-        rows = slices.read_rows(Path(path), ry0, ry1, out=rows)
-        part = rows[:, cx0:cx1]
+        if width is None:
+            width = job.slice_width
+            direct = direct and cx0 == 0 and cx1 == width
+        if direct:
+            slices.read_rows(Path(path), ry0, ry1, out=out[i])  # straight into the slab
+            continue
+        rows = slices.read_rows(Path(path), ry0, ry1,
+                                out=_scratch("rows", (ry1 - ry0, width),
+                                             out.dtype if not job.shift else np.uint16))
         if job.shift:
-            out[i] = part >> job.shift
+            np.right_shift(rows[:, cx0:cx1], job.shift, out=out[i], casting="unsafe")
         else:
-            out[i] = part
+            out[i] = rows[:, cx0:cx1]
     return out
-
-
-def reduce_region(job: Job, task: Task) -> np.ndarray:
-    """Downsample the level-above region below ``task`` into the task's region."""
-    (sz0, sz1), (sy0, sy1) = source_region(job, task)
-    src = _array(job.arrays[task.level - 1])
-    block = src[sz0:sz1, sy0:sy1, :]
-    algorithm = job.algorithms[task.level]
-    # context = halo voxels read beyond the task's own 2x region
-    context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)),
-               (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0)),
-               (0, 0))
-    return pyramid.downsample(block, algorithm, context)
 
 
 def run_local(plan: Plan, num_threads: int, quiet: bool = False,
               on_level_done: Callable[[int], None] = lambda level: None,
               skip: Callable[[Task], bool] = lambda task: False,
               on_task_done: Callable[[Task], None] = lambda task: None) -> None:
-    """Run the plan level by level on a thread pool of ``num_threads``.
+    """Run the plan stage by stage on a thread pool of ``num_threads``.
 
     ``skip(task)`` may leave out tasks already done (resume); ``on_task_done`` is called
-    after a task's chunks are written, ``on_level_done(level)`` after its last task.
+    after a task's chunks are written, ``on_level_done(level)`` for every level of a
+    stage, in order, after the stage's last task.
     The first failing task stops the run and its exception propagates.
     """
-    for level, tasks in plan.levels.items():
+    for stage, tasks in plan.levels.items():
         todo = [t for t in tasks if not skip(t)]
-        total = sum(_task_bytes(plan.job, t) for t in tasks)
-        done_bytes = total - sum(_task_bytes(plan.job, t) for t in todo)
+        total = sum(task_bytes(plan.job, t) for t in tasks)
+        done_bytes = total - sum(task_bytes(plan.job, t) for t in todo)
+        written = plan.written(stage)
+        desc = f"level {stage}" if len(written) == 1 else f"levels {stage}-{written[-1]}"
         with tqdm(total=total, initial=done_bytes, unit="B", unit_scale=True,
-                  unit_divisor=1024, desc=f"level {level}", disable=quiet,
+                  unit_divisor=1024, desc=desc, disable=quiet,
                   leave=True, dynamic_ncols=True) as bar:
             _run_tasks(plan.job, todo, num_threads, bar, on_task_done)
-        on_level_done(level)
+        for level in written:
+            on_level_done(level)
 
 
-def _task_bytes(job: Job, task: Task) -> int:
+def task_bytes(job: Job, task: Task) -> int:
+    """Bytes of a task's region at its first level (what its progress counts)."""
     nx = job.shapes[task.level][2]
     return (task.z[1] - task.z[0]) * (task.y[1] - task.y[0]) * nx * np.dtype(job.dtype).itemsize
 

@@ -7,6 +7,7 @@ index. Everything here checks headers only, so a 14,000-slice scan is scanned in
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -166,32 +167,54 @@ def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
         raise ScrollError(f"{path}: not a readable TIFF ({exc})") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _raw_layout(path: str, size: int, mtime_ns: int) -> tuple[int, int, np.dtype] | None:
+    """``(offset, width, dtype)`` of an uncompressed contiguous slice, None otherwise.
+
+    Cached per file (keyed by size and time, so a changed file is looked at again): a
+    conversion reads each slice in several bands, and parsing the TIFF header each time
+    cost more than reading the rows."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        if not (page.is_contiguous and page.compression == 1):
+            return None
+        dtype = np.dtype(page.dtype).newbyteorder(tif.byteorder)
+        return int(page.dataoffsets[0]), int(page.shape[1]), dtype
+
+
 def read_rows(path: Path, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
     """Return rows ``y0:y1`` (all columns) of the slice at ``path`` as a (rows, width)
     array of the file's dtype in native byte order.
 
-    Reads only what those rows need: a byte range of an uncompressed contiguous slice, or
-    the strips/tiles that cover the rows of a compressed one. If ``out`` is given the rows
-    are written into it (it must have the right shape and dtype) and it is returned.
-    Raises :class:`ScrollError` naming the file when it cannot be read.
+    Reads only what those rows need: one byte range of an uncompressed contiguous slice
+    (read straight into ``out``), or the strips/tiles that cover the rows of a compressed
+    one. If ``out`` is given the rows are written into it (it must have the right shape
+    and dtype) and it is returned. Raises :class:`ScrollError` naming the file when it
+    cannot be read.
     """
     try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            height, width = page.shape
-            dtype = np.dtype(page.dtype)
+        st = os.stat(path)
+        layout = _raw_layout(str(path), st.st_size, st.st_mtime_ns)
+        if layout is not None:
+            offset, width, dtype = layout
             if out is None:
                 out = np.empty((y1 - y0, width), dtype=dtype.newbyteorder("="))
-            if page.is_contiguous and page.compression == 1:
-                # one byte range covers the rows: no decoding, no page-cache copy
-                fh = tif.filehandle
-                fh.seek(page.dataoffsets[0] + y0 * width * dtype.itemsize)
-                view = out.reshape(-1).view(np.uint8)
-                if fh.readinto(view) != view.nbytes:
-                    raise ScrollError(f"{path}: truncated TIFF (short read)")
-                if tif.byteorder != "=" and tif.byteorder != _NATIVE and dtype.itemsize > 1:
-                    out.byteswap(inplace=True)
-                return out
+            view = out.reshape(-1).view(np.uint8)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                got = os.preadv(fd, [view], offset + y0 * width * dtype.itemsize)
+            finally:
+                os.close(fd)
+            if got != view.nbytes:
+                raise ScrollError(f"{path}: truncated TIFF (short read)")
+            if not dtype.isnative and dtype.itemsize > 1:
+                out.byteswap(inplace=True)
+            return out
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if out is None:
+                out = np.empty((y1 - y0, page.shape[1]),
+                               dtype=np.dtype(page.dtype).newbyteorder("="))
             _read_segments(tif, page, y0, y1, out)
             return out
     except ScrollError:

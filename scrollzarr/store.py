@@ -32,6 +32,8 @@ function here takes either, as a string or Path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +138,18 @@ def open_array(path: Path | str, mode: str = "r+") -> zarr.Array:
 
 
 def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
-    """Replace the group's (or root array's) user attributes with ``attrs``."""
+    """Replace the group's (or root array's) user attributes with ``attrs``.
+
+    A local zarr v2 node gets its ``.zattrs`` written directly, as zarr writes it (JSON,
+    indent 2), under a temporary name and renamed: opening the node through zarr costs
+    a tenth of a second, paid after every level.
+    """
+    local = Path(str(path))
+    if not is_url(path) and ((local / ".zgroup").is_file() or (local / ".zarray").is_file()):
+        tmp = local / ".zattrs.partial"
+        tmp.write_text(json.dumps(attrs, indent=2))
+        os.replace(tmp, local / ".zattrs")
+        return
     node = zarr.open(str(path), mode="r+")
     node.attrs.clear()
     node.attrs.update(attrs)

@@ -159,7 +159,7 @@ def case_nlevels_zero(t):
 
 def case_max_gb_too_small(t):
     d = good_stack(t / "in", shape=(60, 1000))
-    need = 2.0 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, two bytes a voxel
+    need = 1.6 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, two bytes a voxel
     return ([d, t / "o.zarr", "--max_gb", "0.0001", "--num_threads", "1"],
             f"--max_gb 0.0001 is too small: one chunk row of 1 parallel task(s) needs "
             f"{need:.3g} GB (raise --max_gb, or lower --num_threads or --chunk_size)", 1)

@@ -48,22 +48,35 @@ def listed_levels(store: Path) -> list[str]:
     return [d["path"] for d in attrs["multiscales"][0]["datasets"]]
 
 
-@pytest.mark.parametrize("kill_at, listed", [
-    ("task:3", []),            # during level 0, a task written but not yet recorded
-    ("level:1", ["0"]),        # between levels: level 0 complete and listed
-    ("task:12", ["0"]),        # during a pyramid level (level 0 has 10 tasks)
-    ("journal:7", None),       # right after a journal write
-    ("level:3", ["0", "1", "2"]),  # before the last level
-])
-def test_kill_then_resume_gives_identical_store(tmp_path, scan, kill_at, listed):
+def stage_sizes(src: Path, out: Path) -> list[int]:
+    """Number of tasks of each stage of the conversion OPTS plan (from the real planner)."""
+    from scrollzarr.convert import Options, _full_target, _make_plan
+    options = Options(chunk_size=8, nlevels=4, max_gb=0.00005, num_threads=1, quiet=True)
+    target = _full_target(src, str(out), options, lambda s: None)
+    plan, _ = _make_plan(target.job, 0, options.max_gb, 1, lambda s: None)
+    assert list(plan.written(0)) == [0, 1] and 2 in plan.levels
+    return [len(tasks) for tasks in plan.levels.values()]
+
+
+KILLS = {
+    "during level 0": (lambda n: "task:2", []),  # a task written but not yet recorded
+    "between levels": (lambda n: "level:2", ["0", "1"]),
+    "during a pyramid level": (lambda n: f"task:{n[0] + 2}", ["0", "1"]),
+    "right after a journal write": (lambda n: "journal:3", []),
+    "before the last level is listed": (lambda n: "level:3", ["0", "1", "2"]),
+}
+
+
+@pytest.mark.parametrize("where", list(KILLS))
+def test_kill_then_resume_gives_identical_store(tmp_path, scan, where):
     src, reference = scan
     out = tmp_path / "o.zarr"
+    kill_at, listed = KILLS[where][0](stage_sizes(src, out)), KILLS[where][1]
     proc = run_script("scroll_to_ome.py", src, out, *OPTS,
                       env={"SCROLLZARR_KILL_AT": kill_at, "SCROLLZARR_JOURNAL_SECONDS": "0"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert (out / JOURNAL / "params.json").is_file()
-    if listed is not None:
-        assert listed_levels(out) == listed  # a viewer never sees an unfinished level
+    assert listed_levels(out) == listed  # a viewer never sees an unfinished level
     # without --resume the store is reported as unfinished, with the command to resume
     again = run_script("scroll_to_ome.py", src, out, *OPTS)
     assert again.returncode == 1
@@ -80,7 +93,7 @@ def test_resume_refuses_other_options_or_changed_input(tmp_path, scan):
     shutil.copytree(src, local)
     out = tmp_path / "o.zarr"
     proc = run_script("scroll_to_ome.py", local, out, *OPTS,
-                      env={"SCROLLZARR_KILL_AT": "task:5"})
+                      env={"SCROLLZARR_KILL_AT": "task:3"})
     assert proc.returncode == -signal.SIGKILL
     other = run_script("scroll_to_ome.py", local, out, *OPTS, "--algorithm", "max",
                        "--resume")
@@ -96,7 +109,7 @@ def test_resume_with_another_memory_budget_keeps_the_first_tasks(tmp_path, scan)
     src, reference = scan
     out = tmp_path / "o.zarr"
     proc = run_script("scroll_to_ome.py", src, out, *OPTS,
-                      env={"SCROLLZARR_KILL_AT": "task:20", "SCROLLZARR_JOURNAL_SECONDS": "0"})
+                      env={"SCROLLZARR_KILL_AT": "task:4", "SCROLLZARR_JOURNAL_SECONDS": "0"})
     assert proc.returncode == -signal.SIGKILL
     opts = [o if o != "0.00005" else "2" for o in OPTS]
     resumed = run_script("scroll_to_ome.py", src, out, *opts, "--resume", "--num_threads", "2")
