@@ -50,7 +50,8 @@ from .ppm import Ppm
 DIRECTIONS = ("both", "positive", "negative")
 #: Samples interpolated in one go: temporaries of ~256 KB stay in the CPU caches.
 BATCH_SAMPLES = 1 << 15
-#: Largest dense box (voxels) assembled for one batch; a batch spanning more is split.
+#: Largest dense box (voxels) copied for one tile or batch (64 MB of uint16); larger
+#: tiles fall back to a box per batch, larger batches are split in halves.
 MAX_BOX_VOXELS = 1 << 25
 #: Suffix of outputs being written; renamed away only once a file is complete.
 PARTIAL = ".partial"
@@ -86,29 +87,30 @@ def layer_names(number_of_layers: int) -> list[str]:
     return [f"{k:0{digits}d}.tif" for k in range(number_of_layers)]
 
 
-def tile_order(tiles_u: int, tiles_v: int) -> list[tuple[int, int]]:
-    """Return every tile ``(iu, iv)`` of a ``tiles_u x tiles_v`` grid once, in Hilbert
-    curve order (over the covering power-of-two square), so consecutive tiles are
-    neighbours and the chunks they share are still in the cache."""
+def tile_order(tiles_u: int, tiles_v: int) -> np.ndarray:
+    """Return every tile ``(iu, iv)`` of a ``tiles_u x tiles_v`` grid once, as an int64
+    array of shape ``(tiles_u * tiles_v, 2)``, in the order of a Hilbert curve over the
+    covering power-of-two square: consecutive tiles are neighbours (always within that
+    square, mostly in a rectangle), so the chunks they share are still in the cache."""
     side = 1 << max(0, (max(tiles_u, tiles_v) - 1).bit_length())
-    t = np.arange(side * side, dtype=np.int64)
-    x = np.zeros_like(t)
-    y = np.zeros_like(t)
-    s = 1
-    while s < side:  # the classic d -> (x, y) conversion, vectorised over all d
-        rx = 1 & (t // 2)
-        ry = 1 & (t ^ rx)
-        rotate = ry == 0
-        flip = rotate & (rx == 1)
-        x[flip] = s - 1 - x[flip]
-        y[flip] = s - 1 - y[flip]
-        x[rotate], y[rotate] = y[rotate], x[rotate].copy()
-        x += s * rx
-        y += s * ry
-        t //= 4
-        s *= 2
-    keep = (x < tiles_u) & (y < tiles_v)
-    return list(zip(x[keep].tolist(), y[keep].tolist()))
+    iu, iv = np.meshgrid(np.arange(tiles_u, dtype=np.int64),
+                         np.arange(tiles_v, dtype=np.int64), indexing="ij")
+    iu, iv = iu.reshape(-1), iv.reshape(-1)
+    x, y = iu.copy(), iv.copy()
+    d = np.zeros_like(x)
+    s = side // 2
+    while s > 0:  # the classic (x, y) -> d conversion, vectorised over the tiles
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
+        rotate = ~ry
+        flip = rotate & rx
+        x[flip] = side - 1 - x[flip]
+        y[flip] = side - 1 - y[flip]
+        x[rotate], y[rotate] = y[rotate], x[rotate]
+        s //= 2
+    order = np.argsort(d, kind="stable")
+    return np.stack([iu[order], iv[order]], axis=1)
 
 
 # --- sampling -------------------------------------------------------------------------------
@@ -477,10 +479,10 @@ def _render(ppm: Ppm, volume: Volume, cache: ChunkCache, outputs: _TiffOutputs,
     n_layers = offsets.shape[0]
     stop = threading.Event()
 
-    def work(tile: tuple[int, int]) -> tuple[int, int]:
+    def work(tile: np.ndarray) -> tuple[int, int]:
         if stop.is_set():
             return 0, 0
-        iu, iv = tile
+        iu, iv = int(tile[0]), int(tile[1])
         u0, v0 = iu * block_size, iv * block_size
         u1, v1 = min(u0 + block_size, ppm.width), min(v0 + block_size, ppm.height)
         try:
