@@ -487,6 +487,8 @@ def _render(ppm: Ppm, volume: Volume, cache: ChunkCache, outputs: _TiffOutputs,
         u1, v1 = min(u0 + block_size, ppm.width), min(v0 + block_size, ppm.height)
         try:
             layers, mapped = render_tile(ppm, volume, cache, v0, v1, u0, u1, offsets, dtype)
+            if mapped == 0:  # the outputs are sparse files: an unwritten tile reads as 0
+                return (u1 - u0) * (v1 - v0) * n_layers, 0
             for k in range(n_layers):
                 outputs.write(k, v0, u0, layers[k])
             if stack is not None:
