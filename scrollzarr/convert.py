@@ -265,7 +265,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     if existing is not None and o.resume:
         existing.check_matches(t.params, t.params["command"])
         bands = {int(k): v for k, v in existing.params.get("bands", {}).items()}
-        plan, threads = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
         record = existing
         chunkio.remove_partial_files(output)
         say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
@@ -281,7 +281,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             store.prepare_output(output, o.overwrite)
         elif existing is not None:
             existing.remove()
-        plan, threads = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
     say(t.summary)
@@ -375,27 +375,23 @@ def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
 
 
 def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, threads: int,
-               say: Callable[[str], None], bands: dict[int, tuple[int, int]] | None = None
-               ) -> tuple[planning.Plan, int]:
-    """Plan tasks that fit the memory budget when ``threads`` of them run at once;
-    return the plan and the number of parallel tasks. A budget too small for that many
-    tasks runs fewer (with a note) before it is refused."""
+               say: Callable[[str], None], bands: dict[int, Sequence[int]] | None = None
+               ) -> planning.Plan:
+    """Plan tasks whose parallel runs fit the memory budget (see plan.make_plan)."""
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
         say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
-    need = 0.0
-    for parallel in range(threads, 0, -1):
-        try:
-            plan = planning.make_plan(job, first_level, budget * 2**30 / parallel, bands)
-        except ValueError as exc:
-            need = need or float(str(exc)) * threads
-            continue
-        if parallel < threads:
-            say(f"note: --max_gb {budget:g} fits {parallel} parallel task(s), not {threads}")
-        return plan, parallel
-    raise ScrollError(f"--max_gb {budget:g} is too small: one chunk row of "
-                      f"{threads} parallel task(s) needs {need:.3g} GB "
-                      "(raise --max_gb, or lower --num_threads or --chunk_size)")
+    try:
+        plan = planning.make_plan(job, first_level, budget * 2**30, threads, bands)
+    except ValueError as exc:
+        raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
+                          f"needs {float(str(exc)):.3g} GB (raise --max_gb, or lower "
+                          "--chunk_size)") from None
+    fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})
+    if fewer and bands is None:
+        say(f"note: --max_gb {budget:g} fits only {fewer[0]} parallel task(s) in some "
+            "stages")
+    return plan
 
 
 def _shard_of(array) -> int | None:

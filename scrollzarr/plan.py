@@ -81,13 +81,14 @@ class Plan:
     """All tasks of a conversion, stage by stage, and the job they share.
 
     ``levels[s]`` lists the tasks of the stage that starts at level ``s`` (possibly none,
-    where the levels hold only zeros); ``bands[s]`` is ``(rows, top)``: the height of
-    that stage's task bands at level ``s`` and the last level the stage writes.
+    where the levels hold only zeros); ``bands[s]`` is ``(rows, top, parallel)``: the
+    height of that stage's task bands at level ``s``, the last level the stage writes
+    and how many of its tasks may run at once within the memory budget.
     """
 
     job: Job
     levels: dict[int, list[Task]] = field(default_factory=dict)
-    bands: dict[int, tuple[int, int]] = field(default_factory=dict)
+    bands: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[Task]:
@@ -98,11 +99,11 @@ class Plan:
         return range(stage, self.bands[stage][1] + 1)
 
 
-#: Working memory of a task relative to the bytes of its source region (the slice rows
-#: it reads, or its region of the level above): the source buffer, the levels it
-#: computes (1/8, 1/64) and the kernels' temporaries (float64 for gaussian).
+#: Working memory of a task relative to the bytes of source it holds (the slice rows it
+#: reads, or its region of the level above): the source buffer, the levels it computes
+#: and the kernels' temporaries (float64 for gaussian, an 8x8 comparison for mode).
 MEMORY_FACTOR = {"gaussian": 9.0, "mode": 8.0}
-DEFAULT_FACTOR = 1.6
+DEFAULT_FACTOR = 1.25
 #: Largest source region of one task: bigger tasks would not be faster, and smaller
 #: ones keep both cores busy to the end of a stage.
 MAX_TASK_BYTES = 256 << 20
@@ -114,31 +115,45 @@ def _halo(job: Job, task: Task) -> int:
     return pyramid.halo(job.algorithms[first]) if task.top >= first else 0
 
 
-def _source_bytes_per_row_unit(job: Job, level: int, unit: int) -> float:
-    """Bytes of source read per ``unit`` rows of a task slab ``unit`` thick at ``level``."""
+def _streams(job: Job, task: Task) -> bool:
+    """A level-0 task that also writes level 1 reads its slab one write unit (chunk or
+    shard) of planes at a time, so it holds half the slices it would otherwise."""
+    return task.level == 0 and task.top >= 1 and job.chunk % 2 == 0
+
+
+def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, float]:
+    """``(working bytes, source bytes)`` of one task of a stage starting at ``level``,
+    writing up to ``top``, ``rows`` rows high."""
     itemsize = np.dtype(job.dtype).itemsize
-    nx = job.shapes[level][2]
+    unit = job.chunk << (top - level)
+    algorithm = job.algorithms[min(max(level, 1), len(job.shapes) - 1)]
+    factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
     if level == 0:
-        return unit * unit * (job.crop_x[1] - job.crop_x[0]) * itemsize
-    return 8.0 * unit * unit * nx * itemsize
+        width = job.crop_x[1] - job.crop_x[0]
+        planes = job.chunk if (top > level and job.chunk % 2 == 0) else unit
+        source = planes * rows * width * itemsize
+        return source * factor + (source / 4 if top > level else 0), source
+    source = 8.0 * unit * rows * job.shapes[level][2] * itemsize
+    return source * factor, source
 
 
-def make_plan(job: Job, first_level: int, task_budget: float,
-              bands: dict[int, tuple[int, int]] | None = None) -> Plan:
-    """Split levels ``first_level..`` of ``job`` into stages of tasks that each fit
-    ``task_budget`` bytes of working memory, or into the given bands (``bands[stage] =
-    (rows, top)``: a resumed conversion keeps its first run's tasks). A stage writes two
-    levels when the budget allows (one for gaussian after level 0, whose context would
-    otherwise grow). Raises ValueError (with the needed size in GiB) if not even one
-    chunk row of one level fits."""
+def make_plan(job: Job, first_level: int, budget: float, threads: int,
+              bands: dict[int, Sequence[int]] | None = None) -> Plan:
+    """Split levels ``first_level..`` of ``job`` into stages of tasks so that the tasks
+    running at once fit ``budget`` bytes of working memory, or into the given stages
+    (``bands[stage] = (rows, top, parallel)``: a resumed conversion keeps its first run's
+    tasks). Per stage, as many tasks run in parallel as the budget allows (at most
+    ``threads``), and a stage writes two levels when that fits (one for gaussian after
+    level 0, whose context would otherwise grow). Raises ValueError (with the needed
+    size in GiB) if not even one task of one chunk row fits."""
     plan = Plan(job)
     nlevels = len(job.shapes)
     level = first_level
     while level < nlevels:
         if bands and level in bands:
-            band, top = (int(v) for v in bands[level])
+            band, top, parallel = (int(v) for v in bands[level])
         else:
-            band, top = _choose_band(job, level, task_budget)
+            band, top, parallel = _choose_stage(job, level, budget, threads)
         unit = job.chunk << (top - level)
         nz, ny, _ = job.shapes[level]
         z_lo, z_hi = job.filled[level] if job.filled else (0, nz)
@@ -148,28 +163,36 @@ def make_plan(job: Job, first_level: int, task_budget: float,
                 tasks.append(Task(level, (z0, min(z0 + unit, nz)),
                                   (y0, min(y0 + band, ny)), top))
         plan.levels[level] = tasks
-        plan.bands[level] = (band, top)
+        plan.bands[level] = (band, top, parallel)
         level = top + 1
     return plan
 
 
-def _choose_band(job: Job, level: int, task_budget: float) -> tuple[int, int]:
+def _choose_stage(job: Job, level: int, budget: float, threads: int
+                  ) -> tuple[int, int, int]:
+    """``(rows, top, parallel)`` of the stage starting at ``level``: the most parallel
+    tasks that fit, two levels per task if possible, then the tallest band."""
     nlevels = len(job.shapes)
     algorithm = job.algorithms[min(level + 1, nlevels - 1)] if level == 0 else \
         job.algorithms[level]
-    factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
     two = level + 1 < nlevels and (level == 0 or algorithm != "gaussian")
     ny = job.shapes[level][1]
-    need = 0.0
-    for top in ((level + 1, level) if two else (level,)):
+    need = None
+    tops = (level + 1, level) if two else (level,)
+    # level 0 prefers writing two levels over parallel tasks: otherwise level 1 must be
+    # read back from level 0, and its tasks need four times the memory
+    if level == 0:
+        order = [(top, p) for top in tops for p in range(max(threads, 1), 0, -1)]
+    else:
+        order = [(top, p) for p in range(max(threads, 1), 0, -1) for top in tops]
+    for top, parallel in order:
         unit = job.chunk << (top - level)
-        per_unit = factor * _source_bytes_per_row_unit(job, level, unit)
-        n = int(task_budget // per_unit)
-        cap = max(1, int(MAX_TASK_BYTES // (per_unit / factor)))
-        n = min(n, cap, -(-ny // unit))
+        memory, source = _task_memory(job, level, top, unit)
+        n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
+                -(-ny // unit))
         if n > 0:
-            return n * unit, top
-        need = per_unit
+            return n * unit, top, parallel
+        need = memory if need is None else min(need, memory)
     raise ValueError(str(need / 2**30))
 
 
@@ -227,29 +250,62 @@ def run_task(job: Job, task: Task) -> int:
     """Run one task: read its source, write its levels. Returns the bytes of the task's
     region at its first level (input bytes for level 0), for progress."""
     (sz0, sz1), (sy0, sy1) = source_region(job, task)
+    context_y = (task.y[0] - sy0, sy1 - task.y[1]) if task.level == 0 else \
+        (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0))
     if task.level == 0:
-        block = read_slices(job, (sz0, sz1), (sy0, sy1))
-        lo = (task.z[0] - sz0, task.y[0] - sy0)
-        hi = (sz1 - task.z[1], sy1 - task.y[1])
-        level0 = block[lo[0]:block.shape[0] - hi[0], lo[1]:block.shape[1] - hi[1]]
-        chunkio.open_level(job.arrays[0]).write(task.z[0], task.y[0], level0)
-        first = 1
+        block = _level0(job, task, (sy0, sy1), context_y)
+        first = 2
     else:
         src = chunkio.open_level(job.arrays[task.level - 1])
         region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
         out = _scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
         block = src.read(region, out)
-        lo = (2 * task.z[0] - sz0, 2 * task.y[0] - sy0)
-        hi = (max(sz1 - 2 * task.z[1], 0), max(sy1 - 2 * task.y[1], 0))
-        first = task.level
-    context = ((lo[0], hi[0]), (lo[1], hi[1]), (0, 0))
+        context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)), context_y, (0, 0))
+        block = _write_level(job, task, task.level, block, context)
+        first = task.level + 1
     for level in range(first, task.top + 1):
-        block = pyramid.downsample(block, job.algorithms[level], context)
-        context = ((0, 0),) * 3
-        (z0, _), (y0, _) = task.region(level)
-        chunkio.open_level(job.arrays[level]).write(z0, y0, block)
+        block = _write_level(job, task, level, block, ((0, 0),) * 3)
     (z0, z1), (y0, y1) = task.z, task.y
     return (z1 - z0) * (y1 - y0) * job.shapes[task.level][2] * np.dtype(job.dtype).itemsize
+
+
+def _write_level(job: Job, task: Task, level: int, block: np.ndarray,
+                 context: tuple[Span, Span, Span]) -> np.ndarray:
+    """Downsample ``block`` (level ``level - 1``, with context) into ``level``, write the
+    task's region of it and return it."""
+    block = pyramid.downsample(block, job.algorithms[level], context)
+    (z0, _), (y0, _) = task.region(level)
+    chunkio.open_level(job.arrays[level]).write(z0, y0, block)
+    return block
+
+
+def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | None:
+    """Write the level-0 region of a task from the slices and, if the task writes level 1
+    too, compute and write that; return level 1 (or None)."""
+    nz = job.shapes[0][0]
+    h = _halo(job, task)
+    (z0, z1) = task.z
+    step = job.chunk if _streams(job, task) else z1 - z0
+    level1 = None
+    for a in range(z0, z1, step):
+        b = min(a + step, z1)
+        sa, sb = max(a - h, 0), min(b + h, nz)
+        block = read_slices(job, (sa, sb), rows)
+        inner = block[a - sa:block.shape[0] - (sb - b),
+                      context_y[0]:block.shape[1] - context_y[1]]
+        chunkio.open_level(job.arrays[0]).write(a, task.y[0], inner)
+        if task.top < 1:
+            continue
+        part = pyramid.downsample(block, job.algorithms[1],
+                                  ((a - sa, sb - b), context_y, (0, 0)))
+        if level1 is None:
+            (l0, l1), _ = task.region(1)
+            level1 = _scratch("level1", (l1 - l0,) + part.shape[1:], part.dtype)
+        level1[(a - z0) // 2:(a - z0) // 2 + part.shape[0]] = part
+    if level1 is not None:
+        (lz0, _), (ly0, _) = task.region(1)
+        chunkio.open_level(job.arrays[1]).write(lz0, ly0, level1)
+    return level1
 
 
 def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
@@ -294,6 +350,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     The first failing task stops the run and its exception propagates.
     """
     for stage, tasks in plan.levels.items():
+        parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]
         total = sum(task_bytes(plan.job, t) for t in tasks)
         done_bytes = total - sum(task_bytes(plan.job, t) for t in todo)
@@ -302,7 +359,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
         with tqdm(total=total, initial=done_bytes, unit="B", unit_scale=True,
                   unit_divisor=1024, desc=desc, disable=quiet,
                   leave=True, dynamic_ncols=True) as bar:
-            _run_tasks(plan.job, todo, num_threads, bar, on_task_done)
+            _run_tasks(plan.job, todo, parallel, bar, on_task_done)
         for level in written:
             on_level_done(level)
 

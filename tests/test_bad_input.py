@@ -159,10 +159,10 @@ def case_nlevels_zero(t):
 
 def case_max_gb_too_small(t):
     d = good_stack(t / "in", shape=(60, 1000))
-    need = 1.6 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, two bytes a voxel
-    return ([d, t / "o.zarr", "--max_gb", "0.0001", "--num_threads", "1"],
-            f"--max_gb 0.0001 is too small: one chunk row of 1 parallel task(s) needs "
-            f"{need:.3g} GB (raise --max_gb, or lower --num_threads or --chunk_size)", 1)
+    need = 1.25 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, 2 bytes a voxel
+    return ([d, t / "o.zarr", "--max_gb", "0.0001"],
+            f"--max_gb 0.0001 is too small: one task of one chunk row needs {need:.3g} GB "
+            "(raise --max_gb, or lower --chunk_size)", 1)
 
 
 def case_first_new_level_beyond(t):

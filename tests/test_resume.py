@@ -53,7 +53,7 @@ def stage_sizes(src: Path, out: Path) -> list[int]:
     from scrollzarr.convert import Options, _full_target, _make_plan
     options = Options(chunk_size=8, nlevels=4, max_gb=0.00005, num_threads=1, quiet=True)
     target = _full_target(src, str(out), options, lambda s: None)
-    plan, _ = _make_plan(target.job, 0, options.max_gb, 1, lambda s: None)
+    plan = _make_plan(target.job, 0, options.max_gb, 1, lambda s: None)
     assert list(plan.written(0)) == [0, 1] and 2 in plan.levels
     return [len(tasks) for tasks in plan.levels.values()]
 
