@@ -123,7 +123,7 @@ class RawLevel:
             out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
         cz, cy, cx = self.chunks
         buf = _chunk_buffer(self.chunks, self.dtype)
-        flat = memoryview(buf).cast("B")
+        plane = cy * cx * self.dtype.itemsize
         for iz, iy, ix in self._grid(region):
             zs = slice(max(region[0].start, iz * cz), min(region[0].stop, (iz + 1) * cz))
             ys = slice(max(region[1].start, iy * cy), min(region[1].stop, (iy + 1) * cy))
@@ -131,15 +131,22 @@ class RawLevel:
             dst = out[zs.start - region[0].start:zs.stop - region[0].start,
                       ys.start - region[1].start:ys.stop - region[1].start,
                       xs.start - region[2].start:xs.stop - region[2].start]
+            # only the chunk's planes in the region: an edge chunk of a thin level is
+            # mostly padding
+            p0, p1 = zs.start - iz * cz, zs.stop - iz * cz
+            want = memoryview(buf[p0:p1]).cast("B")
+            path = self._chunk_path((iz, iy, ix))
             try:
-                with open(self._chunk_path((iz, iy, ix)), "rb") as f:
-                    if f.readinto(flat) != flat.nbytes:
-                        raise OSError(f"{self._chunk_path((iz, iy, ix))}: short chunk file")
+                fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 dst[...] = 0
                 continue
-            dst[...] = buf[zs.start - iz * cz:zs.stop - iz * cz,
-                           ys.start - iy * cy:ys.stop - iy * cy,
+            try:
+                if os.preadv(fd, [want], p0 * plane) != want.nbytes:
+                    raise OSError(f"{path}: short chunk file")
+            finally:
+                os.close(fd)
+            dst[...] = buf[p0:p1, ys.start - iy * cy:ys.stop - iy * cy,
                            xs.start - ix * cx:xs.stop - ix * cx]
         return out
 
