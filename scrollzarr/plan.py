@@ -131,9 +131,10 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
     if level == 0:
         width = job.crop_x[1] - job.crop_x[0]
         planes = job.chunk if (top > level and job.chunk % 2 == 0) else unit
-        source = planes * rows * width * itemsize
+        source = min(planes, job.shapes[0][0]) * rows * width * itemsize
         return source * factor + (source / 4 if top > level else 0), source
-    source = 8.0 * unit * rows * job.shapes[level][2] * itemsize
+    nz, _, nx = job.shapes[level - 1]
+    source = min(2 * unit, nz) * 2.0 * rows * nx * itemsize
     return source * factor, source
 
 
