@@ -61,7 +61,7 @@ def stage_sizes(src: Path, out: Path) -> list[int]:
 KILLS = {
     "during level 0": (lambda n: "task:2", []),  # a task written but not yet recorded
     "between levels": (lambda n: "level:2", ["0", "1"]),
-    "during a pyramid level": (lambda n: f"task:{n[0] + 2}", ["0", "1"]),
+    "during a pyramid level": (lambda n: f"task:{n[0] + 1}", ["0", "1"]),
     "right after a journal write": (lambda n: "journal:3", []),
     "before the last level is listed": (lambda n: "level:3", ["0", "1", "2"]),
 }
