@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -346,7 +347,9 @@ def test_cache_fetches_a_chunk_in_flight_once_for_two_threads(tmp_path):
     assert cache.reading.wait(30)
     second = threading.Thread(target=lambda: results.setdefault("b", cache.get((1, 1, 1))))
     second.start()
-    second.join(0.2)
+    deadline = time.monotonic() + 30
+    while cache.hits == 0 and time.monotonic() < deadline:  # until it joins the read
+        time.sleep(0.01)
     assert second.is_alive()  # waiting for the read in flight, not reading itself
     cache.release.set()
     first.join(30)
