@@ -159,7 +159,7 @@ def case_nlevels_zero(t):
 
 def case_max_gb_too_small(t):
     d = good_stack(t / "in", shape=(60, 1000))
-    need = 1.25 * 128 * 128 * 1000 * 2 / 2**30  # one chunk row of level 0, 2 bytes a voxel
+    need = 1.25 * 4 * 128 * 1000 * 2 / 2**30  # 4 slices x one chunk row x 1000, uint16
     return ([d, t / "o.zarr", "--max_gb", "0.0001"],
             f"--max_gb 0.0001 is too small: one task of one chunk row needs {need:.3g} GB "
             "(raise --max_gb, or lower --chunk_size)", 1)
