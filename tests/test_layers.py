@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHAPE = (37, 45, 53)  # (z, y, x), not a multiple of the 16-voxel chunks
 
 
-# --- building real stores and segments -------------------------------------------------------
+# --- building real stores and segments ----------------------------------------------------
 
 def v2_array(path: Path, data: np.ndarray, chunk: int = 16, compressors=None) -> zarr.Array:
     arr = zarr.create_array(store=str(path), shape=data.shape, chunks=(chunk,) * 3,
@@ -107,7 +107,7 @@ def assert_matches_reference(got: np.ndarray, ref: np.ndarray, inside: np.ndarra
     assert np.mean(diff[inside] == 0) > 0.999  # float64 both ways: ties aside, identical
 
 
-# --- against the reference ---------------------------------------------------------------------
+# --- against the reference ----------------------------------------------------------------
 
 def test_layers_match_reference_across_every_face_holes_and_edges(tmp_path):
     volume = random_volume()
@@ -277,7 +277,7 @@ def test_tile_order_visits_every_tile_once_mostly_stepping_to_a_neighbour(nu, nv
         assert np.mean([s == 1 for s in steps]) >= 0.5
 
 
-# --- the synthetic scroll ------------------------------------------------------------------------
+# --- the synthetic scroll -----------------------------------------------------------------
 
 def test_surface_layer_on_the_synthetic_scroll_shows_the_ink_and_far_layers_do_not(tmp_path):
     shape = (48, 128, 128)
@@ -298,7 +298,7 @@ def test_surface_layer_on_the_synthetic_scroll_shows_the_ink_and_far_layers_do_n
     assert got[n // 2].mean() > 2 * got[0].mean()  # on papyrus, not in the air
 
 
-# --- the chunk cache ----------------------------------------------------------------------------
+# --- the chunk cache ----------------------------------------------------------------------
 
 def test_cache_is_an_lru_bounded_in_bytes(tmp_path):
     arr = v2_array(tmp_path / "vol.zarr", random_volume())
@@ -358,7 +358,7 @@ def test_cache_fetches_a_chunk_in_flight_once_for_two_threads(tmp_path):
     assert (cache.fetches, cache.hits) == (1, 1)
 
 
-# --- errors ---------------------------------------------------------------------------------------
+# --- errors -------------------------------------------------------------------------------
 
 def test_bad_options_are_errors_naming_the_option(tmp_path):
     v2_array(tmp_path / "vol.zarr", random_volume())
@@ -396,7 +396,7 @@ def test_a_failing_chunk_read_fails_the_run_and_leaves_no_layer_files(tmp_path):
     assert not list(tmp_path.rglob("*.tif")) and not list(tmp_path.rglob("*.partial"))
 
 
-# --- the script -----------------------------------------------------------------------------------
+# --- the script ---------------------------------------------------------------------------
 
 def run(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "ppm_to_layers.py", *map(str, args)], cwd=REPO,
