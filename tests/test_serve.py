@@ -1,0 +1,606 @@
+"""serve_ome.py without a browser: the local server (CORS, ranges, no traversal), the
+authenticating proxy (credentials stay inside, cache bounded) and the script itself.
+
+Everything runs over real sockets on 127.0.0.1 against real zarr stores on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import ROOT
+from scrollzarr import serve
+from scrollzarr.errors import ScrollError
+from scrollzarr.ngff import image_attributes
+from scrollzarr.viewer import contrast_window, describe_store
+
+USER = "scrollreader"
+PASSWORD = "pa55-W0rd_that-must-not-leak"
+TOKEN = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+SECRETS = (PASSWORD, TOKEN, "SESSIONCOOKIE")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def make_store(path: Path, volume: np.ndarray, zarr_format: int = 2, chunk: int = 16,
+               shard: int | None = None, nlevels: int = 2) -> Path:
+    """An OME-Zarr store of ``volume`` with ``nlevels`` levels (nearest downsampling)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    levels = []
+    for level in range(nlevels):
+        data = volume[::2 ** level, ::2 ** level, ::2 ** level]
+        kwargs = dict(shape=data.shape, chunks=(chunk,) * 3, dtype=data.dtype,
+                      compressors=None, fill_value=0,
+                      config={"write_empty_chunks": False})
+        if zarr_format == 2:
+            kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+        elif shard:
+            kwargs["shards"] = (shard,) * 3
+        arr = group.create_array(str(level), **kwargs)
+        arr[...] = data
+        levels.append((str(level), "nearest" if level else "none"))
+    group.attrs.update(image_attributes(levels, zarr_format=zarr_format))
+    return path
+
+
+def block_volume(shape=(32, 48, 64), seed=0) -> np.ndarray:
+    vol = np.random.default_rng(seed).integers(1, 60000, size=shape).astype(np.uint16)
+    vol[:, :, :16] = 0  # a whole column of absent chunks
+    return vol
+
+
+def get(url: str, headers: dict | None = None, method: str = "GET"):
+    """(status, headers, body) of a real HTTP request; HTTP errors are answers too."""
+    req = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.headers, exc.read()
+
+
+def raw_get(server, path: str):
+    """GET with the path sent byte for byte (urllib would not send some of these)."""
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def running():
+    """Start servers in threads; stop them all at the end of the test."""
+    started = []
+
+    def start(server):
+        server.start()
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        server.stop()
+
+
+# A password-protected upstream, the way the scroll data server behaves: 401 with a
+# WWW-Authenticate challenge without credentials, a session cookie with them. It also
+# echoes the Authorization header back, so a proxy that passed headers on would leak.
+class _UpstreamHandler(serve._FileHandler):
+    def _serve(self, head):
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        if self.headers.get("Authorization") != "Basic " + TOKEN:
+            body = b"<html>401 Authorization Required</html>"
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="scrolls"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        target = self.server.redirects.get(self._url_path())
+        if target:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.server.ignore_range and "Range" in self.headers:
+            del self.headers["Range"]
+        super()._serve(head)
+
+    def end_headers(self):
+        self.send_header("Set-Cookie", "session=SESSIONCOOKIE; HttpOnly")
+        self.send_header("X-Echo-Authorization", self.headers.get("Authorization", ""))
+        super().end_headers()
+
+
+class Upstream(serve.StoreServer):
+    handler_class = _UpstreamHandler
+
+    def __init__(self, root, ignore_range=False):
+        super().__init__(root)
+        self.ignore_range = ignore_range
+        self.authorizations: list = []
+        self.redirects: dict = {}
+
+
+class _WitnessHandler(serve._FileHandler):
+    """Another origin (a CDN a redirect may point to): remembers what it was sent."""
+
+    def _serve(self, head):
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        super()._serve(head)
+
+
+class Witness(serve.StoreServer):
+    handler_class = _WitnessHandler
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.authorizations: list = []
+
+
+# --------------------------------------------------------------------------- ranges
+
+@pytest.mark.parametrize("header,size,expected", [
+    ("bytes=0-9", 100, (0, 10)),
+    ("bytes=90-", 100, (90, 100)),
+    ("bytes=-10", 100, (90, 100)),
+    ("bytes=-1000", 100, (0, 100)),       # suffix longer than the file: all of it
+    ("bytes=50-1000", 100, (50, 100)),    # end clipped to the file
+    ("bytes=99-99", 100, (99, 100)),
+    (None, 100, None),
+    ("bytes=0-9,20-29", 100, None),       # several ranges: the whole file instead
+    ("items=0-9", 100, None),             # unknown unit: ignored
+    ("bytes=9-0", 100, None),             # last < first: invalid, ignored
+])
+def test_range_header_selects_the_right_bytes(header, size, expected):
+    assert serve.parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize("header,size", [("bytes=100-", 100), ("bytes=200-300", 100),
+                                         ("bytes=-0", 100), ("bytes=0-", 0)])
+def test_range_beyond_the_end_is_not_satisfiable(header, size):
+    with pytest.raises(serve.RangeNotSatisfiable):
+        serve.parse_range(header, size)
+
+
+# --------------------------------------------------------------------------- local server
+
+def test_server_sends_files_with_cors_and_answers_preflight(tmp_path, running):
+    (tmp_path / "a.bin").write_bytes(bytes(range(256)))
+    server = running(serve.StoreServer(tmp_path))
+    status, headers, body = get(server.url + "a.bin")
+    assert (status, body) == (200, bytes(range(256)))
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert "Content-Range" in headers["Access-Control-Expose-Headers"]
+    assert headers["Accept-Ranges"] == "bytes"
+
+    status, headers, body = get(server.url + "a.bin", method="OPTIONS", headers={
+        "Origin": "http://viewer.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "range",
+        "Access-Control-Request-Private-Network": "true"})
+    assert status == 204 and body == b""
+    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert "range" in headers["Access-Control-Allow-Headers"].lower()
+    assert headers["Access-Control-Allow-Private-Network"] == "true"
+
+
+def test_server_answers_single_byte_ranges_with_206(tmp_path, running):
+    data = bytes(range(256)) * 4
+    (tmp_path / "shard").write_bytes(data)
+    server = running(serve.StoreServer(tmp_path))
+    for header, (start, stop) in [("bytes=10-19", (10, 20)), ("bytes=1000-", (1000, 1024)),
+                                  ("bytes=-24", (1000, 1024))]:
+        status, headers, body = get(server.url + "shard", {"Range": header})
+        assert status == 206
+        assert body == data[start:stop]
+        assert headers["Content-Range"] == f"bytes {start}-{stop - 1}/1024"
+        assert int(headers["Content-Length"]) == stop - start
+    status, headers, body = get(server.url + "shard", {"Range": "bytes=1024-"})
+    assert status == 416 and headers["Content-Range"] == "bytes */1024"
+    status, headers, _ = get(server.url + "shard", {"Range": "bytes=0-3"}, method="HEAD")
+    assert status == 206 and headers["Content-Length"] == "4"
+
+
+def test_missing_chunk_is_404_with_cors(tmp_path, running):
+    server = running(serve.StoreServer(tmp_path))
+    status, headers, _ = get(server.url + "scroll.zarr/0/9/9/9")
+    assert status == 404
+    assert headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", [
+    "/../secret.txt", "/%2e%2e/secret.txt", "/store/../../secret.txt",
+    "/store/..%2f..%2fsecret.txt", "/store/%2e%2e%5c..%5csecret.txt", "/store/escape",
+    "/store/escape/x", "//etc/passwd", "/%2fetc/passwd", "/store/a%00b",
+])
+def test_server_never_serves_files_outside_its_root(tmp_path, running, path):
+    (tmp_path / "secret.txt").write_text("secret")
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "inside.txt").write_text("fine")
+    (root / "escape").symlink_to(tmp_path)  # a link that leads out of the root
+    server = running(serve.StoreServer(root, mount="store"))
+    assert raw_get(server, "/store/inside.txt") == (200, b"fine")
+    status, body = raw_get(server, path)
+    assert status == 404
+    assert b"secret" not in body
+
+
+def test_single_store_is_served_under_its_name_without_its_siblings(tmp_path, running):
+    make_store(tmp_path / "scroll.zarr", block_volume())
+    (tmp_path / "notes.txt").write_text("private")
+    server = running(serve.StoreServer(tmp_path / "scroll.zarr", mount="scroll.zarr"))
+    assert get(server.base_url + ".zgroup")[0] == 200
+    assert server.base_url.endswith("/scroll.zarr/")
+    assert raw_get(server, "/notes.txt")[0] == 404
+    assert raw_get(server, "/scroll.zarr/../notes.txt")[0] == 404
+
+
+def test_directory_listing_links_stay_inside(tmp_path, running):
+    make_store(tmp_path / "a.zarr", block_volume())
+    server = running(serve.StoreServer(tmp_path))
+    status, _, body = get(server.url)
+    assert status == 200 and b'href="a.zarr/"' in body
+    status, _, _ = get(server.url + "a.zarr")  # redirected to a.zarr/ and listed
+    assert status == 200
+
+
+@pytest.mark.parametrize("zarr_format,shard", [(2, None), (3, None), (3, 32)])
+def test_zarr_reads_the_same_volume_over_http(tmp_path, running, zarr_format, shard):
+    vol = block_volume()
+    make_store(tmp_path / "s.zarr", vol, zarr_format, shard=shard)
+    server = running(serve.StoreServer(tmp_path))
+    group = zarr.open_group(server.url + "s.zarr", mode="r")
+    np.testing.assert_array_equal(group["0"][...], vol)
+    np.testing.assert_array_equal(group["1"][...], vol[::2, ::2, ::2])
+    statuses = {status for _, _, status in server.requests_seen}
+    assert 404 in statuses  # the absent chunks were asked for and read as fill value
+    if shard:
+        assert 206 in statuses  # sharded chunks are read by byte range
+
+
+def test_server_records_requested_paths(tmp_path, running):
+    make_store(tmp_path / "s.zarr", block_volume())
+    server = running(serve.StoreServer(tmp_path))
+    get(server.url + "s.zarr/1/0/0/1")
+    assert ("GET", "/s.zarr/1/0/0/1", 200) in server.requests_seen
+    server.clear_requests()
+    assert server.requests_seen == []
+
+
+def test_store_detection_gives_zarr2_and_zarr3_urls(tmp_path):
+    make_store(tmp_path / "v2.zarr", block_volume())
+    make_store(tmp_path / "sub" / "v3.zarr", block_volume(), zarr_format=3)
+    (tmp_path / "tiffs").mkdir()
+    stores = serve.detect_stores(tmp_path)
+    assert stores == [serve.StoreInfo("sub/v3.zarr", "zarr3"),
+                      serve.StoreInfo("v2.zarr", "zarr2")]
+    assert serve.detect_stores(tmp_path / "v2.zarr") == [serve.StoreInfo("", "zarr2")]
+    assert (serve.source_url("zarr3", "http://127.0.0.1:9000/", "sub/v3.zarr")
+            == "zarr3://http://127.0.0.1:9000/sub/v3.zarr/")
+
+
+def test_viewer_description_uses_ngff_scale_units_and_a_data_contrast(tmp_path):
+    vol = np.zeros((16, 32, 32), np.uint16)
+    vol[:, :, 16:] = np.arange(1, 16 * 32 * 16 + 1).reshape(16, 32, 16)
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", data=vol, chunks=(16, 16, 16),
+                       chunk_key_encoding={"name": "v2", "separator": "/"})
+    group.attrs.update(image_attributes([("0", "none")], origin=(100, 0, 8),
+                                        voxel_size=7.91))
+    info = describe_store(str(tmp_path / "s.zarr"), "zarr2://x/")
+    assert info.unit == "m"
+    np.testing.assert_allclose(info.scales_xyz, [7.91e-6] * 3)
+    np.testing.assert_allclose(info.origin_xyz, [8, 0, 100])
+    np.testing.assert_allclose(info.center_xyz, [8 + 16, 16, 100 + 8])
+    nonzero = vol[vol > 0]
+    assert info.contrast == pytest.approx(tuple(np.percentile(nonzero, [1, 99])))
+    assert contrast_window([zarr.zeros((4, 4, 4), dtype="u1")]) == (0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- credentials
+
+def test_credentials_from_environment_netrc_or_nowhere(tmp_path):
+    url = "https://dl.example.org/scrolls/"
+    assert serve.credentials(url, USER, {serve.PASSWORD_ENV: PASSWORD}) == (USER, PASSWORD)
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine dl.example.org login {USER} password {PASSWORD}\n")
+    netrc.chmod(0o600)
+    env = {"NETRC": str(netrc)}
+    assert serve.credentials(url, None, env) == (USER, PASSWORD)
+    assert serve.credentials(url, USER, env) == (USER, PASSWORD)
+    assert serve.credentials("https://other.org/", None, env) is None
+    with pytest.raises(ScrollError, match="SCROLL_PASSWORD") as err:
+        serve.credentials(url, "someone-else", env, interactive=False)
+    assert PASSWORD not in str(err.value)
+
+
+def test_broken_netrc_error_does_not_quote_the_password(tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine dl.example.org login {USER} password\n{PASSWORD} junk\n")
+    with pytest.raises(ScrollError) as err:
+        serve.credentials("https://dl.example.org/", USER, {"NETRC": str(netrc)},
+                          interactive=False)
+    assert PASSWORD not in str(err.value) and "line" in str(err.value)
+
+
+def test_proxy_url_with_credentials_in_it_is_refused():
+    with pytest.raises(ScrollError, match="--user") as err:
+        serve.check_upstream_url(f"https://{USER}:{PASSWORD}@dl.example.org/s.zarr/")
+    assert PASSWORD not in str(err.value)
+    with pytest.raises(ScrollError, match="http"):
+        serve.check_upstream_url("ftp://dl.example.org/s.zarr/")
+
+
+# --------------------------------------------------------------------------- proxy
+
+def _assert_nothing_secret(headers, body=b""):
+    text = str(headers).lower() + body.decode("latin-1").lower()
+    for secret in SECRETS:
+        assert secret.lower() not in text
+    for name in ("www-authenticate", "set-cookie", "x-echo-authorization", "authorization"):
+        assert name not in {k.lower() for k in headers.keys()}
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+def test_proxy_adds_credentials_and_passes_data_not_secrets(tmp_path, running, ignore_range):
+    vol = block_volume()
+    make_store(tmp_path / "s.zarr", vol, zarr_format=3, shard=32)
+    upstream = running(Upstream(tmp_path, ignore_range=ignore_range))
+    assert get(upstream.url + "s.zarr/zarr.json")[0] == 401  # refused without credentials
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+
+    status, headers, body = get(proxy.url + "zarr.json")
+    assert status == 200 and b'"ome"' in body
+    _assert_nothing_secret(headers, body)
+    shard = (tmp_path / "s.zarr" / "0" / "c" / "0" / "0" / "1").read_bytes()
+    status, headers, body = get(proxy.url + "0/c/0/0/1", {"Range": "bytes=-100"})
+    assert status == 206 and body == shard[-100:]
+    assert headers["Content-Range"] == f"bytes {len(shard) - 100}-{len(shard) - 1}/{len(shard)}"
+    _assert_nothing_secret(headers, body)
+    status, headers, body = get(proxy.url + "0/c/9/9/9")
+    assert status == 404
+    _assert_nothing_secret(headers, body)
+
+    group = zarr.open_group(proxy.url, mode="r")  # what a viewer does, through the proxy
+    np.testing.assert_array_equal(group["0"][...], vol)
+    assert set(upstream.authorizations[1:]) == {"Basic " + TOKEN}
+
+
+def test_proxy_with_a_wrong_password_answers_502_without_the_password(tmp_path, running,
+                                                                      capfd):
+    make_store(tmp_path / "s.zarr", block_volume())
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url, (USER, "wrong-" + PASSWORD)))
+    status, headers, body = get(proxy.url + "s.zarr/.zgroup")
+    assert status == 502
+    assert b"refused" in body and b"401" in body
+    assert "wrong-" + PASSWORD not in body.decode()
+    _assert_nothing_secret(headers, body)
+    assert "refuses access" in capfd.readouterr().err
+
+
+def test_proxy_stays_under_the_upstream_path(tmp_path, running):
+    make_store(tmp_path / "public" / "s.zarr", block_volume())
+    (tmp_path / "private.txt").write_text("other data on the same host")
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url + "public/", (USER, PASSWORD)))
+    for path in ["/../private.txt", "/%2e%2e/private.txt", "/s.zarr/..%2f..%2fprivate.txt"]:
+        status, body = raw_get(proxy, path)
+        assert status == 404 and b"other data" not in body
+    assert all("private" not in p for _, p, _ in upstream.requests_seen)
+
+
+def test_redirect_to_another_origin_gets_no_credentials(tmp_path, running):
+    make_store(tmp_path / "s.zarr", block_volume())
+    upstream = running(Upstream(tmp_path))
+    cdn = running(Witness(tmp_path))
+    upstream.redirects["/moved/s.zarr/.zgroup"] = cdn.url + "s.zarr/.zgroup"
+    upstream.redirects["/same/s.zarr/.zgroup"] = "/s.zarr/.zgroup"
+    proxy = running(serve.ProxyServer(upstream.url, (USER, PASSWORD)))
+    status, _, body = get(proxy.url + "moved/s.zarr/.zgroup")
+    assert status == 200 and b"zarr_format" in body
+    assert cdn.authorizations == [None]
+    status, _, _ = get(proxy.url + "same/s.zarr/.zgroup")  # same origin keeps them
+    assert status == 200
+
+
+def test_remote_store_detection_through_the_proxy(tmp_path, running):
+    make_store(tmp_path / "a.zarr", block_volume())
+    make_store(tmp_path / "b.zarr", block_volume(), zarr_format=3)
+    (tmp_path / "tiffs").mkdir()
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url, (USER, PASSWORD)))
+    assert serve.detect_remote_stores(proxy) == [serve.StoreInfo("a.zarr", "zarr2"),
+                                                 serve.StoreInfo("b.zarr", "zarr3")]
+    single = running(serve.ProxyServer(upstream.url + "b.zarr/", (USER, PASSWORD)))
+    assert serve.detect_remote_stores(single) == [serve.StoreInfo("", "zarr3")]
+
+
+def test_proxy_cache_answers_repeats_without_the_upstream(tmp_path, running):
+    make_store(tmp_path / "s.zarr", block_volume())
+    upstream = running(Upstream(tmp_path))
+    cache = serve.DiskCache(tmp_path / "cache", 10_000_000)
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      cache=cache))
+    first = [get(proxy.url + p) for p in ("0/0/0/1", "0/0/0/0", ".zattrs")]
+    first.append(get(proxy.url + "0/0/0/1", {"Range": "bytes=8-15"}))  # whole file cached
+    asked = len(upstream.requests_seen)
+    again = [get(proxy.url + p) for p in ("0/0/0/1", "0/0/0/0", ".zattrs")]
+    again.append(get(proxy.url + "0/0/0/1", {"Range": "bytes=8-15"}))
+    assert len(upstream.requests_seen) == asked  # all four from the cache
+    assert [(s, b) for s, _, b in again] == [(s, b) for s, _, b in first]
+    assert [s for s, _, _ in again] == [200, 404, 200, 206]
+    for path in (tmp_path / "cache").iterdir():
+        data = path.read_bytes()
+        assert all(s.encode() not in data for s in SECRETS)
+
+
+def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path):
+    cache = serve.DiskCache(tmp_path / "c", 11_000)  # five entries fit, six do not
+    for i in range(5):
+        cache.put(f"k{i}", {"status": 200, "headers": {}}, bytes(2000))
+        os.utime(cache._path(f"k{i}"), (1000 + i, 1000 + i))  # distinct, ordered ages
+    assert cache.get("k0") is not None  # k0 becomes the most recently used
+    cache.put("k5", {"status": 200, "headers": {}}, bytes(2000))
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "c").iterdir())
+    assert on_disk <= 11_000 and cache.total_bytes == on_disk
+    assert cache.get("k0") is not None and cache.get("k5") is not None
+    assert cache.get("k1") is None  # the least recently used went first
+    cache.put("huge", {"status": 200, "headers": {}}, bytes(20_000))  # larger than it all
+    assert cache.get("huge") is None
+    reopened = serve.DiskCache(tmp_path / "c", 3_000)  # a smaller budget on restart
+    assert sum(p.stat().st_size for p in (tmp_path / "c").iterdir()) <= 3_000
+    assert reopened.get("k5") is not None
+
+
+# --------------------------------------------------------------------------- the script
+
+def start_script(*args, env=None):
+    """Start serve_ome.py; return (process, list of the URL lines it printed)."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "serve_ome.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    return proc
+
+
+def read_urls(proc, count: int, timeout: float = 60) -> list[str]:
+    lines: list[str] = []
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        while len(lines) < count:
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"serve_ome.py ended early: {proc.stderr.read()}")
+            lines.append(line.strip())
+    finally:
+        timer.cancel()
+    return lines
+
+
+def stop_script(proc) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err
+
+
+def test_script_prints_one_url_per_store_and_serves_until_ctrl_c(tmp_path):
+    make_store(tmp_path / "v2.zarr", block_volume())
+    make_store(tmp_path / "v3.zarr", block_volume(), zarr_format=3, shard=32)
+    proc = start_script(tmp_path, "--port", 0)
+    try:
+        urls = read_urls(proc, 2)
+        assert urls[0].startswith("zarr2://http://127.0.0.1:") and urls[0].endswith("/v2.zarr/")
+        assert urls[1].startswith("zarr3://http://127.0.0.1:") and urls[1].endswith("/v3.zarr/")
+        http_url = urls[1].removeprefix("zarr3://")
+        status, headers, body = get(http_url + "zarr.json")
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+    finally:
+        code, _, err = stop_script(proc)
+    assert code == 0, err
+
+
+def test_script_single_store_url_names_the_store(tmp_path):
+    make_store(tmp_path / "scroll.zarr", block_volume())
+    proc = start_script(tmp_path / "scroll.zarr", "--port", 0, "--quiet")
+    try:
+        (url,) = read_urls(proc, 1)
+        assert url.startswith("zarr2://http://127.0.0.1:") and url.endswith("/scroll.zarr/")
+        assert get(url.removeprefix("zarr2://") + "0/.zarray")[0] == 200
+    finally:
+        code, _, err = stop_script(proc)
+    assert code == 0 and err == ""
+
+
+def test_script_proxy_takes_the_password_from_the_environment(tmp_path, running):
+    vol = block_volume()
+    make_store(tmp_path / "s.zarr", vol)
+    upstream = running(Upstream(tmp_path))
+    env = {serve.PASSWORD_ENV: PASSWORD, "HOME": str(tmp_path)}
+    proc = start_script("--proxy", upstream.url + "s.zarr", "--user", USER, "--port", 0,
+                        "--cache_gb", 0.01, "--cache_dir", tmp_path / "cache", env=env)
+    try:
+        (url,) = read_urls(proc, 1)
+        assert url.startswith("zarr2://http://127.0.0.1:") and PASSWORD not in url
+        group = zarr.open_group(url.removeprefix("zarr2://"), mode="r")
+        np.testing.assert_array_equal(group["0"][...], vol)
+    finally:
+        code, out, err = stop_script(proc)
+    assert code == 0, err
+    assert PASSWORD not in out + err and TOKEN not in out + err
+    assert any((tmp_path / "cache").iterdir())
+
+
+def _busy_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("case,args,code,message", [
+    ("no_store", ["{tmp}"], 1, "no zarr store found"),
+    ("missing", ["{tmp}/nothere"], 1, "not a directory"),
+    ("userinfo", ["--proxy", f"https://{USER}:{PASSWORD}@127.0.0.1/s.zarr"], 1, "--user"),
+    ("both", ["{tmp}", "--proxy", "http://127.0.0.1/"], 2, "not allowed"),
+    ("neither", [], 2, "required"),
+    ("user_without_proxy", ["{tmp}/s.zarr", "--user", USER], 1, "need --proxy"),
+    ("no_password", ["--proxy", "http://127.0.0.1:9/", "--user", USER], 1, "SCROLL_PASSWORD"),
+    ("busy_port", ["{tmp}/s.zarr", "--port", "{busy}"], 1, "cannot listen"),
+])
+def test_script_reports_bad_input_in_one_line(tmp_path, case, args, code, message):
+    (tmp_path / "empty").mkdir()
+    make_store(tmp_path / "s.zarr", block_volume((4, 4, 4)))
+    sock = _busy_port()
+    try:
+        busy = sock.getsockname()[1]
+        argv = [a.format(tmp=tmp_path / "empty" if case == "no_store" else tmp_path,
+                         busy=busy) for a in args]
+        env = {"HOME": str(tmp_path)}
+        env.pop(serve.PASSWORD_ENV, None)
+        proc = subprocess.run([sys.executable, str(ROOT / "serve_ome.py"), *argv],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env={k: v for k, v in {**os.environ, **env}.items()
+                                   if k != serve.PASSWORD_ENV})
+    finally:
+        sock.close()
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert PASSWORD not in proc.stderr + proc.stdout
+    if code == 1:
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+
+
+def test_script_warns_when_listening_beyond_this_machine(tmp_path):
+    make_store(tmp_path / "s.zarr", block_volume((4, 4, 4)))
+    proc = start_script(tmp_path / "s.zarr", "--port", 0, "--bind", "0.0.0.0")
+    try:
+        read_urls(proc, 1)
+        time.sleep(0.2)
+    finally:
+        code, _, err = stop_script(proc)
+    assert code == 0
+    assert "warning: listening on 0.0.0.0" in err
