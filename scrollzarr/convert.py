@@ -276,6 +276,9 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             raise ScrollError(f"{output}: an unfinished conversion ({len(existing.done)} "
                               f"tasks done); continue it with: {command} --resume "
                               "(or start again with --overwrite)")
+        if o.resume and existing is None and _is_complete(output):
+            say(f"note: {output}: conversion already complete, nothing to resume")
+            return output
         if t.first_level == 0:
             _refuse_unfinished(output, o)
             store.prepare_output(output, o.overwrite)
@@ -313,6 +316,12 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     record.remove()
     say(f"done: {output}")
     return output
+
+
+def _is_complete(output: str) -> bool:
+    if not store.is_zarr_store(output):
+        return False
+    return store.get_attributes(output).get(ngff.OWN_KEY, {}).get("complete") is True
 
 
 def _refuse_unfinished(output: str, o: Options) -> None:

@@ -118,10 +118,10 @@ def test_resume_with_another_memory_budget_keeps_the_first_tasks(tmp_path, scan)
 
 
 def test_external_kill_at_a_random_moment(tmp_path):
-    vol = random_volume((64, 96, 96), seed=22)
+    vol = random_volume((96, 128, 128), seed=22)
     src = write_stack(tmp_path / "in", vol)
     (tmp_path / "ref").mkdir()
-    opts = ["--chunk_size", "16", "--nlevels", "3", "--max_gb", "0.001", "--quiet"]
+    opts = ["--chunk_size", "8", "--nlevels", "3", "--max_gb", "0.0003", "--quiet"]
     run_script("scroll_to_ome.py", src, tmp_path / "ref" / "o.zarr", *opts, check=True)
     out = tmp_path / "o.zarr"
     cmd = [sys.executable, str(ROOT / "scroll_to_ome.py"), str(src), str(out), *opts]
@@ -133,10 +133,20 @@ def test_external_kill_at_a_random_moment(tmp_path):
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the conversion finished before the kill"
     resumed = run_script("scroll_to_ome.py", src, out, *opts, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert store_bytes(out) == store_bytes(tmp_path / "ref" / "o.zarr")
+
+
+def test_resume_of_a_finished_store_is_a_no_op(tmp_path, scan):
+    src, reference = scan
+    out = tmp_path / "o.zarr"
+    run_script("scroll_to_ome.py", src, out, *OPTS, check=True)
+    loud = [o for o in OPTS if o != "--quiet"]
+    again = run_script("scroll_to_ome.py", src, out, *loud, "--resume")
+    assert again.returncode == 0 and "already complete" in again.stderr
+    assert store_bytes(out) == reference
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
