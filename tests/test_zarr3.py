@@ -263,16 +263,27 @@ def test_first_new_level_on_a_sharded_v3_store_adds_matching_levels(tmp_path, sc
     assert [d["path"] for d in ms[0]["datasets"]] == ["0", "1", "2", "3"]
 
 
-def test_killed_sharded_v3_conversion_resumes_to_the_v2_result(tmp_path, scan):
+@pytest.mark.parametrize("kill_at", ["task:2", "level:1"])  # inside a level; between
+def test_killed_sharded_v3_conversion_resumes_to_the_v2_result(tmp_path, scan, kill_at):
     vol, src, v2 = scan
     out = tmp_path / "v3.zarr"
     opts = ["--chunk_size", CHUNK, "--nlevels", NLEVELS, "--zarr_format", 3,
             "--shard_size", SHARD, "--compression", "zstd", "--num_threads", 1, "--quiet"]
     proc = run_script("scroll_to_ome.py", src, out, *opts,
-                      env={"SCROLLZARR_KILL_AT": "task:4", "SCROLLZARR_JOURNAL_SECONDS": "0"})
-    assert proc.returncode != 0
+                      env={"SCROLLZARR_KILL_AT": kill_at, "SCROLLZARR_JOURNAL_SECONDS": "0"})
+    assert proc.returncode == -9  # SIGKILL: the run really stopped half way
     resumed = run_script("scroll_to_ome.py", src, out, *opts, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert_same_levels(out, v2)
+    ImageV05.from_zarr(zarr.open_group(str(out), mode="r"))
+
+
+def test_dask_executor_writes_the_same_sharded_v3_store(tmp_path, scan):
+    pytest.importorskip("distributed")
+    vol, src, v2 = scan
+    out = convert_quiet(src, tmp_path / "v3.zarr", chunk_size=CHUNK, nlevels=NLEVELS,
+                        zarr_format=3, shard_size=SHARD, compression="zstd",
+                        scheduler="local", workers=2)
     assert_same_levels(out, v2)
     ImageV05.from_zarr(zarr.open_group(str(out), mode="r"))
 
