@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scrollzarr import cli  # noqa: E402
 from scrollzarr.convert import Options, convert  # noqa: E402
 from scrollzarr.pyramid import ALGORITHMS  # noqa: E402
+from scrollzarr.store import COMPRESSION_HELP  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zarr v3: edge of the shards in voxels, a multiple of --chunk_size "
                         "(default: no sharding)")
     p.add_argument("--compression", default="none",
-                   help="none (default), zstd[:level], blosc-zstd[:level], ... ")
+                   help=f"chunk compression, both formats: {COMPRESSION_HELP} "
+                        "(default none: CT noise compresses poorly)")
     p.add_argument("--scheduler", default=None,
                    help="run on dask.distributed: 'local' (a LocalCluster) or the address "
                         "of a running scheduler, tcp://HOST:8786 (default: local threads)")

@@ -174,6 +174,7 @@ class _Target:
     params: dict
     create: Callable[[], None]
     summary: str
+    unit_option: str = "--chunk_size"  # the option that sets a task's write unit
 
 
 def convert(input_dir: str | Path, output: str | Path, options: Options = Options(),
@@ -250,7 +251,8 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
                    origin, o.voxel_size, _name(output), o.zarr_format, o.zarr_only, params,
                    create,
                    f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
-                   f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})")
+                   f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})",
+                   "--shard_size" if o.shard_size else "--chunk_size")
 
 
 def _own(origin: Sequence[float], complete: bool) -> dict:
@@ -265,7 +267,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     if existing is not None and o.resume:
         existing.check_matches(t.params, t.params["command"])
         bands = {int(k): v for k, v in existing.params.get("bands", {}).items()}
-        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands)
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands, t.unit_option)
         record = existing
         chunkio.remove_partial_files(output)
         say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
@@ -284,7 +286,8 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             store.prepare_output(output, o.overwrite)
         elif existing is not None:
             existing.remove()
-        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say)
+        plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say,
+                          unit_option=t.unit_option)
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
     say(t.summary)
@@ -384,8 +387,8 @@ def _filled_spans(stack: SliceStack, z0: int, z1: int, nlevels: int,
 
 
 def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, threads: int,
-               say: Callable[[str], None], bands: dict[int, Sequence[int]] | None = None
-               ) -> planning.Plan:
+               say: Callable[[str], None], bands: dict[int, Sequence[int]] | None = None,
+               unit_option: str = "--chunk_size") -> planning.Plan:
     """Plan tasks whose parallel runs fit the memory budget (see plan.make_plan)."""
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
@@ -395,7 +398,7 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
     except ValueError as exc:
         raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
                           f"needs {float(str(exc)):.3g} GB (raise --max_gb, or lower "
-                          "--chunk_size)") from None
+                          f"{unit_option})") from None
     fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})
     if fewer and bands is None:
         say(f"note: --max_gb {budget:g} fits only {fewer[0]} parallel task(s) in some "
@@ -454,4 +457,5 @@ def _new_levels_target(output: str, o: Options) -> _Target:
               "algorithm": o.algorithm, "nlevels": o.nlevels}
     return _Target(job, n, [(str(lv), algorithms[lv]) for lv in range(o.nlevels)],
                    origin, voxel, ms[0].get("name", _name(output)), zarr_format, False,
-                   params, create, f"adding levels {n}..{o.nlevels - 1} to {output}")
+                   params, create, f"adding levels {n}..{o.nlevels - 1} to {output}",
+                   "--shard_size" if shard else "--chunk_size")
