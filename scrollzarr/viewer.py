@@ -154,8 +154,8 @@ def start_viewer(bind_address: str = "127.0.0.1"):
 
 def show_layers(viewer, layers: list[LayerInfo], layout: str = "4panel") -> None:
     """Set the viewer's state: display dimensions x, y, z from the first layer, one
-    image layer per store (with its contrast window), position at the first volume's
-    centre and a zoom that fits its slices on the screen.
+    image layer per store (with its contrast window) in place of any earlier layers,
+    position at the first volume's centre and a zoom that fits its slices on the screen.
 
     Dimensions are set before position and zoom: those are expressed in them.
     """
@@ -167,6 +167,8 @@ def show_layers(viewer, layers: list[LayerInfo], layout: str = "4panel") -> None
     with viewer.txn() as s:
         s.dimensions = neuroglancer.CoordinateSpace(
             names=["x", "y", "z"], units=[first.unit] * 3, scales=list(first.scales_xyz))
+        for name in [layer.name for layer in s.layers]:
+            del s.layers[name]
         for info in layers:
             low, high = info.contrast
             s.layers[info.name] = neuroglancer.ImageLayer(
