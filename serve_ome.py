@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> None:
             view = ng.start_viewer(args.bind)
             ng.show_layers(view, layers)
             print(f"viewer URL: {view.get_viewer_url()}", flush=True)
-        else:
+        elif urls:
             cli.note("paste the source URL into Neuroglancer's layer source box "
                      "(or run with --neuroglancer)", args.quiet)
         cli.note("serving; Ctrl-C stops", args.quiet)
@@ -138,6 +138,9 @@ def _proxy(args: argparse.Namespace, address, verbose: bool):
     server = serve.ProxyServer(upstream, auth, address, cache=cache, verbose=verbose)
     try:
         stores = serve.detect_remote_stores(server)
+    except serve.UpstreamError as exc:
+        server.server_close()
+        raise ScrollError(f"--proxy {upstream}: {exc.message}") from None
     except BaseException:
         server.server_close()
         raise

@@ -681,7 +681,7 @@ class ProxyServer(_RecordingServer):
         self.timeout = timeout
         self._opener = urllib.request.build_opener(
             _SameOriginRedirects((parts.scheme, parts.netloc), self._authorization))
-        self._warned = False
+        self._warned: set[str] = set()
         try:
             super().__init__(address, self.handler_class or _ProxyHandler, verbose)
         except OSError as exc:
@@ -729,7 +729,6 @@ class ProxyServer(_RecordingServer):
             if exc.code == 416:
                 raise UpstreamError(416, exc.headers.get("Content-Range", "")) from None
             if exc.code in (401, 403):
-                self._warn_refused(exc.code)
                 who = f"user {self.user}" if self.user else "no credentials"
                 raise UpstreamError(502, f"{shown}: upstream refused access "
                                          f"({who}, HTTP {exc.code})") from None
@@ -742,12 +741,17 @@ class ProxyServer(_RecordingServer):
             raise UpstreamError(502, f"{shown}: upstream answered HTTP {status}")
         return status, headers, body
 
-    def _warn_refused(self, code: int) -> None:
-        if not self._warned:
-            self._warned = True
-            who = f"--user {self.user}" if self.user else "no credentials (use --user)"
-            print(f"warning: the upstream refuses access (HTTP {code}) with {who}; "
-                  f"check the password in {PASSWORD_ENV} or ~/.netrc", file=sys.stderr)
+    def warn_once(self, error: UpstreamError) -> None:
+        """Tell the person running the proxy, once per kind of failure, why the viewer
+        gets errors (the browser only sees a 502)."""
+        path, _, kind = error.message.partition(": ")
+        with self._log_lock:
+            if kind in self._warned:
+                return
+            self._warned.add(kind)
+        hint = (f"; check the password in {PASSWORD_ENV} or ~/.netrc"
+                if "refused" in kind else "")
+        print(f"warning: {kind} (first at {path}){hint}", file=sys.stderr)
 
 
 class _ProxyHandler(_Handler):
@@ -779,6 +783,8 @@ class _ProxyHandler(_Handler):
                 self.end_headers()
                 self.server.record("GET", self._url_path(), 416)
                 return
+            if exc.status == 502:
+                self.server.warn_once(exc)
             self._send_error(exc.status, exc.message)
             return
         if wanted and status == 200:
@@ -838,6 +844,8 @@ class _ProxyHandler(_Handler):
         try:
             status, headers, _ = self.server.fetch(parts, None, method="HEAD")
         except UpstreamError as exc:
+            if exc.status != 404:
+                self.server.warn_once(exc)
             self._send_error(exc.status if exc.status != 416 else 502, exc.message,
                              head=True)
             return
@@ -855,14 +863,19 @@ class _ProxyHandler(_Handler):
 
 def detect_remote_stores(server: ProxyServer, limit: int = 50) -> list[StoreInfo]:
     """Find zarr stores at the proxy's upstream: the upstream URL itself, else the
-    sub-directories linked from its HTML index page (at most ``limit``, one level)."""
+    sub-directories linked from its HTML index page (at most ``limit``, one level).
+
+    Raises :class:`UpstreamError` when the upstream refuses the credentials or cannot
+    be reached (better said at start than as a blank viewer)."""
     scheme = _remote_scheme(server, [])
     if scheme:
         return [StoreInfo("", scheme)]
     try:
         _, headers, body = server.fetch([])
-    except UpstreamError:
-        return []
+    except UpstreamError as exc:
+        if exc.status == 404:
+            return []
+        raise
     if "html" not in headers.get("Content-Type", "html"):
         return []
     found = []
@@ -878,8 +891,9 @@ def _remote_scheme(server: ProxyServer, parts: list[str]) -> str | None:
         try:
             server.fetch([*parts, marker], method="HEAD")
             return scheme
-        except UpstreamError:
-            continue
+        except UpstreamError as exc:
+            if exc.status != 404:
+                raise
     return None
 
 

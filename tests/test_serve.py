@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import ROOT
+from conftest import ROOT, run_script
 from scrollzarr import serve
 from scrollzarr.errors import ScrollError
 from scrollzarr.ngff import image_attributes
@@ -399,7 +399,10 @@ def test_proxy_with_a_wrong_password_answers_502_without_the_password(tmp_path, 
     assert b"refused" in body and b"401" in body
     assert "wrong-" + PASSWORD not in body.decode()
     _assert_nothing_secret(headers, body)
-    assert "refuses access" in capfd.readouterr().err
+    get(proxy.url + "s.zarr/.zarray")
+    err = capfd.readouterr().err
+    assert err.count("upstream refused access") == 1  # warned once, not per request
+    assert "SCROLL_PASSWORD" in err and PASSWORD not in err
 
 
 def test_proxy_stays_under_the_upstream_path(tmp_path, running):
@@ -552,6 +555,18 @@ def test_script_proxy_takes_the_password_from_the_environment(tmp_path, running)
     assert code == 0, err
     assert PASSWORD not in out + err and TOKEN not in out + err
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_script_proxy_with_a_refused_password_stops_at_once(tmp_path, running):
+    make_store(tmp_path / "s.zarr", block_volume((4, 4, 4)))
+    upstream = running(Upstream(tmp_path))
+    env = {serve.PASSWORD_ENV: "wrong-" + PASSWORD, "HOME": str(tmp_path)}
+    proc = run_script("serve_ome.py", "--proxy", upstream.url + "s.zarr/", "--user", USER,
+                      "--port", 0, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: --proxy ") and proc.stderr.count("\n") == 1
+    assert "refused access (user scrollreader, HTTP 401)" in proc.stderr
+    assert PASSWORD not in proc.stderr + proc.stdout
 
 
 def _busy_port():
