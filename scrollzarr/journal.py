@@ -62,7 +62,10 @@ class Journal:
         self._pending: list[str] = []
         self._batches = batches
         self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending, done, _flushing
+        self._flush_lock = threading.Lock()
+        self._flushing = False
+        self._error: BaseException | None = None
         self._fs, self._path = fsspec.core.url_to_fs(self.root)
         self._local = "://" not in self.store
 
@@ -92,26 +95,54 @@ class Journal:
 
     # ---- recording
     def record(self, key: str) -> None:
-        """Note that task ``key`` finished; it is recorded durably with the next batch."""
+        """Note that task ``key`` finished; it is recorded durably with the next batch.
+
+        Batches are written by a background thread, so the executor never waits for the
+        disk flush; an error there is raised by the next call here or to :meth:`flush`.
+        """
         crash_point("task")
+        self._raise_background_error()
         with self._lock:
             self._pending.append(key)
             due = time.monotonic() - self._last_flush >= _flush_seconds()
-        if due:
+            start = due and _flush_seconds() > 0 and not self._flushing
+            if start:
+                self._flushing = True
+        if due and _flush_seconds() <= 0:
             self.flush()
+        elif start:
+            threading.Thread(target=self._background_flush, daemon=True,
+                             name="journal-flush").start()
+
+    def _background_flush(self) -> None:
+        try:
+            self.flush()
+        except BaseException as exc:  # surfaced by the next record() or flush()
+            self._error = exc
+        finally:
+            with self._lock:
+                self._flushing = False
+
+    def _raise_background_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def flush(self) -> None:
         """Record every finished task durably now."""
-        with self._lock:
-            if not self._pending:
+        self._raise_background_error()
+        with self._flush_lock:  # one batch at a time, in order
+            with self._lock:
+                keys, self._pending = self._pending, []
+                self._last_flush = time.monotonic()
+            if not keys:
                 return
-            keys, self._pending = self._pending, []
             if self._local:
                 os.sync()  # the chunks of these tasks reach the disk before their record
             self._batches += 1
             self._write(f"done-{self._batches:06d}", "\n".join(keys) + "\n")
-            self.done.update(keys)
-            self._last_flush = time.monotonic()
+            with self._lock:
+                self.done.update(keys)
         crash_point("journal")
 
     def remove(self) -> None:
