@@ -65,9 +65,9 @@ def main(args: argparse.Namespace) -> None:
     address = (args.bind, args.port)
     verbose = args.debug
     if args.proxy is None:
-        server, stores, locations = _local(args.store, address, verbose)
+        server, stores, locations, names = _local(args.store, address, verbose)
     else:
-        server, stores, locations = _proxy(args, address, verbose)
+        server, stores, locations, names = _proxy(args, address, verbose)
     if args.bind not in (LOCAL, "localhost", "::1"):
         what = ("the remote data, with your credentials," if args.proxy else "these files")
         print(f"warning: listening on {args.bind}: anyone who can reach this machine on "
@@ -85,8 +85,8 @@ def main(args: argparse.Namespace) -> None:
                      + "scroll.zarr/)", args.quiet)
         if args.neuroglancer and stores:
             from scrollzarr import viewer as ng
-            layers = [ng.describe_store(loc, url, name=_layer_name(s, loc))
-                      for s, url, loc in zip(stores, urls, locations)]
+            layers = [ng.describe_store(loc, url, name=name)
+                      for url, loc, name in zip(urls, locations, names)]
             view = ng.start_viewer(args.bind)
             ng.show_layers(view, layers)
             print(f"viewer URL: {view.get_viewer_url()}", flush=True)
@@ -101,11 +101,13 @@ def main(args: argparse.Namespace) -> None:
         server.stop()
 
 
-def _layer_name(store: serve.StoreInfo, location: str) -> str:
-    return (store.path or location.rstrip("/")).rsplit("/", 1)[-1] or "volume"
+def _name(url: str) -> str:
+    """A layer name for a store at ``url``: its last path component (scroll.zarr)."""
+    return url.rstrip("/").rsplit("/", 1)[-1] or "volume"
 
 
 def _local(path: str, address, verbose: bool):
+    """(server, stores, where the viewer reads each store, layer names)."""
     root = Path(path)
     if not root.is_dir():
         raise ScrollError(f"{path}: not a directory (expected a zarr store or a "
@@ -115,12 +117,13 @@ def _local(path: str, address, verbose: bool):
         raise ScrollError(f"{path}: no zarr store found (looked for .zgroup, .zarray, "
                           f"zarr.json up to {serve.SEARCH_DEPTH} directories down)")
     root = root.resolve()
-    if stores == [serve.StoreInfo("", stores[0].scheme)]:
+    if stores[0].path == "":
         # One store: serve just it, under its own name (siblings stay private).
         server = serve.StoreServer(root, address, mount=root.name, verbose=verbose)
-        return server, [serve.StoreInfo("", stores[0].scheme)], [str(root)]
+        return server, stores, [str(root)], [root.name]
     server = serve.StoreServer(root, address, verbose=verbose)
-    return server, stores, [str(root / s.path) for s in stores]
+    # layer names are the stores' paths: unique, unlike a/scroll.zarr and b/scroll.zarr
+    return server, stores, [str(root / s.path) for s in stores], [s.path for s in stores]
 
 
 def _proxy(args: argparse.Namespace, address, verbose: bool):
@@ -146,7 +149,7 @@ def _proxy(args: argparse.Namespace, address, verbose: bool):
         raise
     # the viewer reads metadata and a contrast sample through the proxy, like a browser
     locations = [server.base_url + s.path for s in stores]
-    return server, stores, locations
+    return server, stores, locations, [s.path or _name(upstream) for s in stores]
 
 
 if __name__ == "__main__":

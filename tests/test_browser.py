@@ -26,6 +26,7 @@ from conftest import ROOT, run_script, write_stack
 from scrollzarr import serve
 from scrollzarr import viewer as ng
 from test_serve import PASSWORD, SECRETS, TOKEN, USER, Upstream, get
+from test_serve import running  # noqa: F401 (a fixture: servers stopped after each test)
 
 SHAPE = (64, 256, 256)  # (z, y, x)
 BLOCK = (32, 64, 64)  # constant blocks: 2 x 4 x 4 of them
@@ -165,19 +166,6 @@ def browser():
             yield b
         finally:
             b.close()
-
-
-@pytest.fixture
-def running():
-    started = []
-
-    def start(server):
-        server.start()
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
 
 
 # --------------------------------------------------------------------------- checks
