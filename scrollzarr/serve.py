@@ -287,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.server.record(self.command, self._url_path(), status)
 
-    def _send_range_not_satisfiable(self, size: int, head: bool) -> None:
+    def _send_range_not_satisfiable(self, size: int) -> None:
         self.send_response(416)
         self._cors()
         self.send_header("Content-Range", f"bytes */{size}")
@@ -384,7 +384,7 @@ class _FileHandler(_Handler):
             try:
                 rng = parse_range(self.headers.get("Range"), size)
             except RangeNotSatisfiable:
-                self._send_range_not_satisfiable(size, head)
+                self._send_range_not_satisfiable(size)
                 return
             start, stop = rng if rng else (0, size)
             self.send_response(206 if rng else 200)
@@ -793,7 +793,7 @@ class _ProxyHandler(_Handler):
             try:
                 rng = parse_range(wanted, len(body))
             except RangeNotSatisfiable:
-                self._send_range_not_satisfiable(len(body), head=False)
+                self._send_range_not_satisfiable(len(body))
                 return
             if rng:
                 total = len(body)
