@@ -171,6 +171,14 @@ class ZarrLevel:
         return out
 
 
+def forget() -> None:
+    """Drop this thread's open levels: a store recreated at the same path (``--overwrite``,
+    another shape) must be looked at afresh by the next conversion."""
+    cache = getattr(_local, "levels", None)
+    if cache:
+        cache.clear()
+
+
 def open_level(path: str) -> RawLevel | ZarrLevel:
     """Open a level array for task I/O, choosing the direct path when the layout allows."""
     cache = getattr(_local, "levels", None)

@@ -132,6 +132,12 @@ def _check_options(o: Options) -> None:
         raise ScrollError(f"--obytes {o.obytes}: must be 1 (uint8) or 2 (uint16)")
     if o.num_threads is not None and o.num_threads <= 0:
         raise ScrollError(f"--num_threads {o.num_threads}: must be at least 1")
+    if o.scheduler is not None or o.workers is not None:
+        from .distributed import check_scheduler  # checks the words; imports no dask
+
+        if o.scheduler is None:
+            raise ScrollError("--workers needs --scheduler local")
+        check_scheduler(o.scheduler, o.workers)
     if o.voxel_size is not None and not o.voxel_size > 0:
         raise ScrollError(f"--voxel_size {o.voxel_size}: must be positive (micrometers)")
     if o.first_new_level is not None:

@@ -112,9 +112,7 @@ def _run_after(job: planning.Job, task: dict, run_id: str, *done_before: int) ->
         # chunkio caches open level arrays (shape, chunks) per thread and by path; a
         # long-lived worker that wrote an earlier conversion to the same path
         # (--overwrite, another shape) must not reuse them
-        cached = getattr(getattr(chunkio, "_local", None), "levels", None)
-        if cached:
-            cached.clear()
+        chunkio.forget()
         _run.id = run_id
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
     return planning.run_task(job, planning.Task(**fields))

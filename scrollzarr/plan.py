@@ -350,6 +350,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     stage, in order, after the stage's last task.
     The first failing task stops the run and its exception propagates.
     """
+    chunkio.forget()  # single-threaded runs use this thread's cache across conversions
     for stage, tasks in plan.levels.items():
         parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]
