@@ -29,25 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scrollzarr import sample  # noqa: E402
-
-
-def make_stack(directory: Path, shape: tuple[int, int, int]) -> Path:
-    stamp = directory / f".complete-{'x'.join(map(str, shape))}"
-    if stamp.exists():
-        return directory
-    shutil.rmtree(directory, ignore_errors=True)
-    print(f"generating {shape} synthetic stack in {directory} ...", flush=True)
-    sample.write_scroll(directory, shape)
-    stamp.touch()
-    return directory
-
-
-def warm(directory: Path) -> None:
-    for p in directory.iterdir():
-        with open(p, "rb") as f:
-            while f.read(1 << 24):
-                pass
+from synthetic import make_stack, warm  # noqa: E402
 
 
 def run_measured(cmd: list[str]) -> dict[str, float]:

@@ -38,27 +38,10 @@ sys.path.insert(0, str(ROOT))
 import distributed  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scrollzarr import plan as planning, sample  # noqa: E402
+from scrollzarr import plan as planning  # noqa: E402
 from scrollzarr.convert import Options, convert, default_budget_gb  # noqa: E402
 from scrollzarr.distributed import run_dask  # noqa: E402
-
-
-def make_stack(directory: Path, shape: tuple[int, int, int]) -> Path:
-    stamp = directory / f".complete-{'x'.join(map(str, shape))}"
-    if stamp.exists():
-        return directory
-    shutil.rmtree(directory, ignore_errors=True)
-    print(f"generating {shape} synthetic stack in {directory} ...", flush=True)
-    sample.write_scroll(directory, shape)
-    stamp.touch()
-    return directory
-
-
-def warm(directory: Path) -> None:
-    for p in directory.iterdir():
-        with open(p, "rb") as f:
-            while f.read(1 << 24):
-                pass
+from synthetic import make_stack, warm  # noqa: E402
 
 
 def tree_digest(root: Path) -> str:

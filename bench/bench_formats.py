@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import zarr  # noqa: E402
 
-from scrollzarr import sample  # noqa: E402
+from synthetic import make_stack, warm  # noqa: E402
 
 #: name -> extra scroll_to_ome.py options (SHARD is replaced by --shard_size)
 VARIANTS = {
@@ -63,27 +63,6 @@ def parse_size(text: str) -> tuple[int, int, int]:
     if len(parts) != 3 or min(parts) <= 0:
         raise SystemExit(f"--size {text!r}: expected ZxYxX, e.g. 256x2048x2048")
     return parts[0], parts[1], parts[2]
-
-
-def make_slices(directory: Path, shape: tuple[int, int, int]) -> None:
-    """Write the synthetic scroll once (a marker file says it is complete)."""
-    marker = directory / ".complete"
-    if marker.exists():
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        list(pool.map(lambda z: sample.write_slice(directory, z, shape), range(shape[0])))
-    marker.touch()
-    print(f"wrote {shape[0]} slices of {shape[2]}x{shape[1]} in "
-          f"{time.perf_counter() - started:.0f} s to {directory}", file=sys.stderr)
-
-
-def warm_page_cache(directory: Path) -> None:
-    for path in sorted(directory.glob("*.tif")):
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
 
 
 def disk_usage(root: Path) -> tuple[int, int]:
@@ -149,8 +128,8 @@ def main() -> None:
         names.insert(0, "v2")  # the baseline of every ratio
     work = Path(args.workdir)
     slices = work / f"slices_{shape[0]}x{shape[1]}x{shape[2]}"
-    make_slices(slices, shape)
-    warm_page_cache(slices)
+    make_stack(slices, shape)
+    warm(slices)
     raw = shape[0] * shape[1] * shape[2] * 2
     common = ["--chunk_size", str(args.chunk_size), "--nlevels", str(args.nlevels)]
     for flag in ("max_gb", "num_threads"):

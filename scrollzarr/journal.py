@@ -20,7 +20,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Iterable
 
 import fsspec
