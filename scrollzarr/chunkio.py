@@ -13,7 +13,9 @@ files.
 
 from __future__ import annotations
 
+import errno
 import json
+import mmap
 import os
 import threading
 import uuid
@@ -26,6 +28,7 @@ from . import store
 Region = tuple[slice, slice, slice]
 
 _local = threading.local()
+_DIRECT = getattr(os, "O_DIRECT", 0)
 #: Suffix of a chunk file being written (zarr's LocalStore uses the same).
 PARTIAL = ".partial"
 
@@ -52,14 +55,47 @@ def remove_partial_files(root: str) -> int:
 
 
 def _chunk_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread reusable buffer: fresh allocations are expensive on first touch."""
+    """A per-thread reusable, page-aligned buffer (fresh allocations are expensive on
+    first touch; O_DIRECT writes need aligned memory)."""
     key = (shape, np.dtype(dtype).str)
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}
     if key not in bufs:
-        bufs[key] = np.empty(shape, dtype=dtype)
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        memory = mmap.mmap(-1, max(nbytes, 1))  # anonymous maps are page-aligned
+        bufs[key] = np.frombuffer(memory, dtype=dtype, count=int(np.prod(shape))
+                                  ).reshape(shape)
     return bufs[key]
+
+
+def _write_file(path: str, data: memoryview, direct: bool) -> bool:
+    """Write ``data`` as the whole file ``path``; return whether O_DIRECT was used.
+
+    O_DIRECT sends the chunk straight to the disk: buffered writes of new files run at a
+    fifth of the disk's speed on our machines (every page-cache page is fresh memory), a
+    2 TB conversion would only evict the page cache, and the data is on disk when the
+    journal records it. File systems without it (tmpfs) get a buffered write."""
+    if direct and _DIRECT and len(data) % 4096 == 0:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _DIRECT, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        else:
+            try:
+                written = os.write(fd, data)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                written = -1
+            finally:
+                os.close(fd)
+            if written == len(data):
+                return True
+    with open(path, "wb") as f:
+        f.write(data)
+    return False
 
 
 def _nonzero(buf: np.ndarray) -> bool:
@@ -77,6 +113,7 @@ class RawLevel:
         self.shape = tuple(meta["shape"])
         self.chunks = tuple(meta["chunks"])
         self.dtype = np.dtype(meta["dtype"])
+        self._direct = True  # until the file system refuses O_DIRECT
 
     def _chunk_path(self, index: tuple[int, int, int]) -> str:
         return os.path.join(self.path, *map(str, index))
@@ -110,8 +147,7 @@ class RawLevel:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             tmp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
             try:
-                with open(tmp, "wb") as f:
-                    f.write(memoryview(buf).cast("B"))
+                self._direct = _write_file(tmp, memoryview(buf).cast("B"), self._direct)
                 os.replace(tmp, target)
             except BaseException:
                 _unlink(tmp)

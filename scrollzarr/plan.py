@@ -247,6 +247,12 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return buf[:need].view(dtype).reshape(shape)
 
 
+def _release_scratch() -> None:
+    bufs = getattr(_pool, "bufs", None)
+    if bufs:
+        bufs.clear()
+
+
 def run_task(job: Job, task: Task) -> int:
     """Run one task: read its source, write its levels. Returns the bytes of the task's
     region at its first level (input bytes for level 0), for progress."""
@@ -364,6 +370,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
             _run_tasks(plan.job, todo, parallel, bar, on_task_done)
         for level in written:
             on_level_done(level)
+        _release_scratch()  # the next stage's buffers differ; this thread may run it
 
 
 def task_bytes(job: Job, task: Task) -> int:
