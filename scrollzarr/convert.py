@@ -262,8 +262,8 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
 
 
 def _own(origin: Sequence[float], complete: bool) -> dict:
-    return {"complete": complete, "origin_zyx": [float(v) if isinstance(v, float) else v
-                                                 for v in origin]}
+    """Our attributes: whether the conversion finished, and the crop origin (z, y, x)."""
+    return {"complete": complete, "origin_zyx": list(origin)}
 
 
 def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) -> str:
@@ -440,7 +440,7 @@ def _new_levels_target(output: str, o: Options) -> _Target:
               for d in datasets[:n]]
     for _ in range(n, o.nlevels):
         shapes.append(pyramid.reduced_shape(shapes[-1]))
-    scale0, trans0 = ngff._transforms(datasets[0])
+    scale0, trans0 = ngff.transforms(datasets[0])
     voxel = scale0[0] if any(a.get("unit") for a in ms[0]["axes"]) else None
     origin = tuple(attrs.get(ngff.OWN_KEY, {}).get("origin_zyx")
                    or (t / (voxel or 1.0) for t in trans0))

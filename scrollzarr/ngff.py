@@ -147,8 +147,8 @@ def open_volume(store: str, level: int | None = None) -> Volume:
     lev = 0 if level is None else level
     if not 0 <= lev < len(datasets):
         raise ScrollError(f"{store}: --level {lev} not present (levels 0..{len(datasets) - 1})")
-    scale0, trans0 = _transforms(datasets[0])
-    scale, trans = _transforms(datasets[lev])
+    scale0, trans0 = transforms(datasets[0])
+    scale, trans = transforms(datasets[lev])
     arr = node[datasets[lev]["path"]]
     # level-0 voxels are the unit of scroll coordinates: physical = voxel * scale0
     factor = tuple(s0 / s for s0, s in zip(scale0, scale))
@@ -156,7 +156,8 @@ def open_volume(store: str, level: int | None = None) -> Volume:
     return Volume(arr, lev, factor, offset)
 
 
-def _transforms(dataset: dict) -> tuple[list[float], list[float]]:
+def transforms(dataset: dict) -> tuple[list[float], list[float]]:
+    """``(scale, translation)`` (z, y, x) of one multiscales dataset entry."""
     scale, trans = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
     for t in dataset.get("coordinateTransformations", []):
         if t.get("type") == "scale":

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from .errors import ScrollError
-from .ngff import _transforms, multiscales_of  # the one reader of NGFF transforms
+from .ngff import multiscales_of, transforms  # the one reader of NGFF transforms
 
 #: Meters per NGFF length unit (the units Neuroglancer understands as lengths).
 UNIT_METERS = {
@@ -100,7 +100,7 @@ def describe_store(location: str, source: str, name: str | None = None) -> Layer
                   for a in entry["axes"]][-3:]
     datasets = entry["datasets"]
     levels = [node[d["path"]] for d in datasets]
-    scale0, trans0 = _transforms(datasets[0])
+    scale0, trans0 = transforms(datasets[0])
     if all(u in UNIT_METERS for u in axis_units):
         unit = "m"
         scales_zyx = [s * UNIT_METERS[u] for s, u in zip(scale0, axis_units)]
