@@ -11,8 +11,14 @@ VENV=${VENV:-.venv-test}
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     echo "installing chromium and chromium-driver (apt-get)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    for attempt in 1 2 3; do  # a mirror hiccup should not fail the run
+      if apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -qq chromium chromium-driver >/dev/null; then
+        break
+      fi
+      echo "apt-get failed (attempt $attempt); retrying"
+      sleep 10
+    done
   fi
 fi
 
