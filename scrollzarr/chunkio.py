@@ -54,19 +54,26 @@ def remove_partial_files(root: str) -> int:
     return count
 
 
-def _chunk_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread reusable, page-aligned buffer (fresh allocations are expensive on
-    first touch; O_DIRECT writes need aligned memory)."""
-    key = (shape, np.dtype(dtype).str)
+def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A per-thread buffer called ``name``, reused across tasks and grown when needed,
+    page-aligned: allocating and first touching hundreds of MB per task costs more than
+    the work on our machines, and O_DIRECT writes need aligned memory."""
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}
-    if key not in bufs:
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        memory = mmap.mmap(-1, max(nbytes, 1))  # anonymous maps are page-aligned
-        bufs[key] = np.frombuffer(memory, dtype=dtype, count=int(np.prod(shape))
-                                  ).reshape(shape)
-    return bufs[key]
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    memory = bufs.get(name)
+    if memory is None or len(memory) < count * dtype.itemsize:
+        memory = bufs[name] = mmap.mmap(-1, max(count * dtype.itemsize, 1))
+    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's scratch buffers (the next stage needs other sizes)."""
+    bufs = getattr(_local, "bufs", None)
+    if bufs:
+        bufs.clear()
 
 
 def _write_file(path: str, data: memoryview, direct: bool) -> bool:
@@ -131,7 +138,7 @@ class RawLevel:
         """Write ``data`` (z, y, x; full width) at rows from (z0, y0); the region must
         start on chunk boundaries and end on one or at the array's edge."""
         cz, cy, cx = self.chunks
-        buf = _chunk_buffer(self.chunks, self.dtype)
+        buf = scratch("chunk", self.chunks, self.dtype)
         region = (slice(z0, z0 + data.shape[0]), slice(y0, y0 + data.shape[1]),
                   slice(0, data.shape[2]))
         for iz, iy, ix in self._grid(region):
@@ -158,7 +165,7 @@ class RawLevel:
         if out is None:
             out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
         cz, cy, cx = self.chunks
-        buf = _chunk_buffer(self.chunks, self.dtype)
+        buf = scratch("chunk", self.chunks, self.dtype)
         plane = cy * cx * self.dtype.itemsize
         for iz, iy, ix in self._grid(region):
             zs = slice(max(region[0].start, iz * cz), min(region[0].stop, (iz + 1) * cz))

@@ -16,7 +16,6 @@ run in any order or in parallel; a task depends only on the tasks whose regions 
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,29 +229,6 @@ def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
     return deps
 
 
-_pool = threading.local()
-
-
-def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread buffer reused across tasks: allocating (and first touching) hundreds
-    of MB per task costs more than the work on these machines."""
-    bufs = getattr(_pool, "bufs", None)
-    if bufs is None:
-        bufs = _pool.bufs = {}
-    dtype = np.dtype(dtype)
-    need = int(np.prod(shape)) * dtype.itemsize
-    buf = bufs.get(name)
-    if buf is None or buf.nbytes < need:
-        buf = bufs[name] = np.empty(need, dtype=np.uint8)
-    return buf[:need].view(dtype).reshape(shape)
-
-
-def _release_scratch() -> None:
-    bufs = getattr(_pool, "bufs", None)
-    if bufs:
-        bufs.clear()
-
-
 def run_task(job: Job, task: Task) -> int:
     """Run one task: read its source, write its levels. Returns the bytes of the task's
     region at its first level (input bytes for level 0), for progress."""
@@ -265,7 +241,7 @@ def run_task(job: Job, task: Task) -> int:
     else:
         src = chunkio.open_level(job.arrays[task.level - 1])
         region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
-        out = _scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
+        out = chunkio.scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
         block = src.read(region, out)
         context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)), context_y, (0, 0))
         block = _write_level(job, task, task.level, block, context)
@@ -307,7 +283,7 @@ def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | N
                                   ((a - sa, sb - b), context_y, (0, 0)))
         if level1 is None:
             (l0, l1), _ = task.region(1)
-            level1 = _scratch("level1", (l1 - l0,) + part.shape[1:], part.dtype)
+            level1 = chunkio.scratch("level1", (l1 - l0,) + part.shape[1:], part.dtype)
         level1[(a - z0) // 2:(a - z0) // 2 + part.shape[0]] = part
     if level1 is not None:
         (lz0, _), (ly0, _) = task.region(1)
@@ -321,7 +297,7 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
     (z0, z1), (y0, y1) = z, y
     ry0, ry1 = job.crop_y[0] + y0, job.crop_y[0] + y1
     cx0, cx1 = job.crop_x
-    out = _scratch("slab", (z1 - z0, y1 - y0, cx1 - cx0), job.dtype)
+    out = chunkio.scratch("slab", (z1 - z0, y1 - y0, cx1 - cx0), job.dtype)
     width = None
     direct = job.shift == 0
     for i, zi in enumerate(range(z0, z1)):
@@ -336,7 +312,7 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
             slices.read_rows(Path(path), ry0, ry1, out=out[i])  # straight into the slab
             continue
         rows = slices.read_rows(Path(path), ry0, ry1,
-                                out=_scratch("rows", (ry1 - ry0, width),
+                                out=chunkio.scratch("rows", (ry1 - ry0, width),
                                              out.dtype if not job.shift else np.uint16))
         if job.shift:
             np.right_shift(rows[:, cx0:cx1], job.shift, out=out[i], casting="unsafe")
@@ -370,7 +346,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
             _run_tasks(plan.job, todo, parallel, bar, on_task_done)
         for level in written:
             on_level_done(level)
-        _release_scratch()  # the next stage's buffers differ; this thread may run it
+        chunkio.release_scratch()  # the next stage's buffers differ; this thread may run it
 
 
 def task_bytes(job: Job, task: Task) -> int:
