@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,14 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    options = Options(
-        chunk_size=args.chunk_size, nlevels=args.nlevels, max_gb=args.max_gb,
-        zarr_only=args.zarr_only, overwrite=args.overwrite, algorithm=args.algorithm,
-        ranges=args.ranges, first_new_level=args.first_new_level, obytes=args.obytes,
-        num_threads=args.num_threads, voxel_size=args.voxel_size,
-        allow_missing=args.allow_missing, quiet=args.quiet, scheduler=args.scheduler,
-        workers=args.workers, zarr_format=args.zarr_format, shard_size=args.shard_size,
-        compression=args.compression, resume=args.resume)
+    # every option has the name of its Options field
+    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
     convert(args.tiff_dir, args.output, options)
 
 

@@ -271,7 +271,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     existing = journal.Journal.open(output) if store.is_zarr_store(output) else None
     threads = o.num_threads or os.cpu_count() or 1
     if existing is not None and o.resume:
-        existing.check_matches(t.params, t.params["command"])
+        existing.check_matches(t.params)
         bands = {int(k): v for k, v in existing.params.get("bands", {}).items()}
         plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands, t.unit_option)
         record = existing

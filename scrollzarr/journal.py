@@ -167,7 +167,7 @@ class Journal:
             os.close(fd)
 
     # ---- checks
-    def check_matches(self, params: dict[str, Any], command: str) -> None:
+    def check_matches(self, params: dict[str, Any]) -> None:
         """Refuse to resume with other options or a changed input."""
         old, new = self.params, params
         for key in sorted(set(old) | set(new)):
