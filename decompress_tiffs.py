@@ -23,7 +23,7 @@ from scrollzarr.errors import ScrollError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         prog="decompress_tiffs.py",
         description="Write uncompressed, memory-mappable copies of the slice TIFFs of "
                     "IN_DIR into OUT_DIR (same file names). Interrupted runs resume "

@@ -21,7 +21,7 @@ from scrollzarr.layers import DIRECTIONS, render_layers  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.Parser(
         description="Render flattened layers of a .ppm segment from an OME-Zarr store.")
     parser.add_argument("ppm", metavar="PPM",
                         help="segment .ppm file (a <stem>_mask.png beside it is honoured)")

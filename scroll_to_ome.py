@@ -23,7 +23,7 @@ from scrollzarr.store import COMPRESSION_HELP  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.Parser(
         prog="scroll_to_ome.py",
         description="Convert scroll slice TIFFs (one per z) to OME-Zarr (zarr v2, NGFF 0.4) "
                     "with a resolution pyramid.")

@@ -27,7 +27,7 @@ LOCAL = "127.0.0.1"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.Parser(
         prog="serve_ome.py",
         description="Serve zarr stores over HTTP with CORS and byte ranges for "
                     "Neuroglancer, or proxy a password-protected remote store.")

@@ -7,12 +7,70 @@ Exit codes: 0 success, 1 a reported error (one line on stderr), 2 bad usage (arg
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
 from typing import Callable, Sequence
 
+from . import __version__
 from .errors import ScrollError
+
+
+def _dashed(names: Sequence[str]) -> list[str]:
+    """The ``--chunk-size`` spelling of every ``--chunk_size`` option name."""
+    return [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of every script: ``--version``, abbreviations off (a script that works
+    today must not break when an option is added) and every ``--under_score`` option also
+    accepted as ``--under-score``. Usage errors are one line and exit 2.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version",
+                          version=f"%(prog)s (scrollzarr {__version__})")
+
+    def add_argument(self, *names, **kwargs):
+        return super().add_argument(*names, *_dashed(names), **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+        group.add_argument = lambda *names, **kw: plain(*names, *_dashed(names), **kw)
+        return group
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind: type = float, *, minimum: float | None = None,
+           maximum: float | None = None, above: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type=`` for a numeric option: the one place where numeric option values
+    are checked (finite, in range), so that a bad value is one line naming the option.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above`` an exclusive lower bound.
+    """
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be greater than {above}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
