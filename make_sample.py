@@ -7,58 +7,9 @@ Writes OUT_DIR/slices/00000.tif ... (uint16, one per z) and OUT_DIR/segment.ppm,
 surface lying on one winding of the rolled sheet (see scrollzarr/sample.py).
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tqdm import tqdm  # noqa: E402
-
-from scrollzarr import cli, sample  # noqa: E402
-from scrollzarr.errors import ScrollError  # noqa: E402
-
-
-def parse_shape(text: str) -> tuple[int, int, int]:
-    try:
-        z, y, x = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected Z,Y,X") from None
-    if min(z, y, x) < 8:
-        raise argparse.ArgumentTypeError(f"--shape {text!r}: every axis must be >= 8")
-    return z, y, x
-
-
-def main(args: argparse.Namespace) -> None:
-    out = Path(args.out_dir)
-    slices = out / "slices"
-    if slices.exists() and any(slices.iterdir()):
-        raise ScrollError(f"{slices}: already exists; remove it or pick another OUT_DIR")
-    slices.mkdir(parents=True, exist_ok=True)
-    z, y, x = args.shape
-    for i in tqdm(range(z), desc="synthetic slices", unit="slice", disable=args.quiet):
-        sample.write_slice(slices, i, args.shape, compression=args.compression)
-    try:
-        from scrollzarr import segment
-    except ImportError:
-        return
-    segment.write_sample_segment(out / "segment.ppm", args.shape)
-    cli.note(f"wrote {z} slices of {x}x{y} to {slices} and {out / 'segment.ppm'}",
-             args.quiet)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="make_sample.py", description=__doc__.splitlines()[0])
-    p.add_argument("out_dir")
-    p.add_argument("--shape", type=parse_shape, default=(256, 512, 512),
-                   help="Z,Y,X of the volume (default 256,512,512: 128 MB)")
-    p.add_argument("--compression", default=None,
-                   help="TIFF compression of the slices, e.g. lzw (default none)")
-    cli.add_common_flags(p)
-    return p
-
+from scrollzarr.scripts.make_sample import entry
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, build_parser()))
+    sys.exit(entry())
