@@ -1,7 +1,13 @@
 """Command-line plumbing shared by the scripts: common flags and exit codes.
 
 Exit codes: 0 success, 1 a reported error (one line on stderr), 2 bad usage (argparse),
-130 interrupted by Ctrl-C.
+130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (``kill PID``). After a signal
+the script saves what it finished (scroll_to_ome journals every finished task) and prints
+one line ``interrupted (SIGINT): ...`` saying how many tasks were saved and the exact
+command that continues the run.
+
+Messages go to stderr with ``errors="backslashreplace"``: a file name that is not valid
+UTF-8 prints as ``\\xNN`` escapes instead of aborting with UnicodeEncodeError.
 """
 
 from __future__ import annotations
@@ -9,12 +15,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import ScrollError
+from .errors import Interrupted, ScrollError
 
 
 def _dashed(names: Sequence[str]) -> list[str]:
@@ -90,8 +98,14 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     interpreter shut down normally would print pages of asyncio warnings after the
     one line the user needs.
     """
+    _printable_stderr()
     args = parser.parse_args(argv)
-    code = _call(main, args)
+    previous = _catch_signals()
+    try:
+        code = _call(main, args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if code != 0:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -107,9 +121,12 @@ def _call(main: Callable[[argparse.Namespace], None], args: argparse.Namespace) 
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        message = getattr(exc, "message", "")
+        print(f"interrupted ({signal.Signals(signum).name})"
+              + (f": {message}" if message else ""), file=sys.stderr)
+        return 128 + signum
     except Exception as exc:  # an unexpected failure is still one line unless --debug
         if args.debug:
             traceback.print_exc()
@@ -119,6 +136,44 @@ def _call(main: Callable[[argparse.Namespace], None], args: argparse.Namespace) 
                   file=sys.stderr)
         return 1
     return 0
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _catch_signals() -> dict[int, object]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` in the main thread, so the run
+    can save its finished work before it exits; return the previous handlers."""
+    previous = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous  # signal handlers can only be set from the main thread
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            continue  # e.g. started with nohup or in the background: keep ignoring it
+        previous[signum] = signal.signal(signum, _raise_interrupted)
+    return previous
+
+
+def _printable_stderr() -> None:
+    """Let stderr print any file name: undecodable bytes become \\xNN escapes."""
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):
+            pass
+
+
+def program_command(script: str) -> list[str]:
+    """The words that start this program again: the interpreter (``sys.executable``) and
+    the script's absolute path, or ``-m MODULE`` when it was not started from a file
+    named like ``script`` (e.g. from a library caller or a test)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 and os.path.basename(argv0).split(".")[0] == script.split(".")[0] \
+            and os.path.isfile(argv0):
+        return [sys.executable, os.path.abspath(argv0)]
+    return [sys.executable, "-m", f"scrollzarr.scripts.{script.split('.')[0]}"]
 
 
 def note(message: str, quiet: bool = False) -> None:

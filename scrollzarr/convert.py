@@ -8,9 +8,12 @@ has not finished carries ``"scrollzarr": {"complete": false}`` in its attributes
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import math
 import os
 import shlex
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +22,8 @@ from typing import Callable, Sequence
 import numpy as np
 import psutil
 
-from . import chunkio, journal, ngff, plan as planning, pyramid, store
-from .errors import ScrollError
+from . import chunkio, cli, journal, ngff, plan as planning, pyramid, safety, store
+from .errors import Interrupted, ScrollError
 from .slices import SliceStack, find_slices
 
 Span = tuple[int, int]
@@ -119,6 +122,15 @@ def default_budget_gb() -> float:
 
 
 def _check_options(o: Options) -> None:
+    """Defensive checks for library callers (the script's parser checks the same values
+    with :func:`scrollzarr.cli.number`): every number finite and in range."""
+    for name, value in (("chunk_size", o.chunk_size), ("nlevels", o.nlevels),
+                        ("max_gb", o.max_gb), ("num_threads", o.num_threads),
+                        ("voxel_size", o.voxel_size), ("workers", o.workers),
+                        ("shard_size", o.shard_size), ("first_new_level", o.first_new_level)):
+        if value is not None and not (isinstance(value, (int, float))
+                                      and math.isfinite(value)):
+            raise ScrollError(f"--{name} {value!r}: must be a finite number")
     if o.chunk_size <= 0:
         raise ScrollError(f"--chunk_size {o.chunk_size}: must be a positive integer")
     if o.nlevels <= 0:
@@ -138,6 +150,8 @@ def _check_options(o: Options) -> None:
         if o.scheduler is None:
             raise ScrollError("--workers needs --scheduler local")
         check_scheduler(o.scheduler, o.workers)
+    if o.workers is not None and o.workers <= 0:
+        raise ScrollError(f"--workers {o.workers}: must be at least 1")
     if o.voxel_size is not None and not o.voxel_size > 0:
         raise ScrollError(f"--voxel_size {o.voxel_size}: must be positive (micrometers)")
     if o.first_new_level is not None:
@@ -197,8 +211,10 @@ def convert(input_dir: str | Path, output: str | Path, options: Options = Option
     store.check_layout(o.zarr_format, o.chunk_size, o.shard_size, o.compression)
     output = str(output)
     if o.first_new_level is not None:
-        target = _new_levels_target(output, o)
+        target = _new_levels_target(output, o)  # reads the store itself; TIFF_DIR unused
     else:
+        # --overwrite deletes OUTPUT: never when the slices lie in it (or it in them)
+        safety.check_output_paths({"OUTPUT": output}, {"TIFF_DIR": input_dir})
         target = _full_target(input_dir, output, o, say)
     target.params["command"] = _command_line(input_dir, output, o)
     return _execute(output, o, target, say)
@@ -214,6 +230,7 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
         raise ScrollError(f"--ranges: z range {z0}:{z1} holds no slices "
                           f"(slices {stack.z_first}..{stack.z_stop - 1})")
     shape0 = (z1 - z0, y1 - y0, x1 - x0)
+    o = _clamp_chunks(o, shape0, say)
     nlevels = 1 if o.zarr_only else o.nlevels
     shapes = [shape0]
     for _ in range(1, nlevels):
@@ -259,6 +276,24 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
                    f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
                    f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})",
                    "--shard_size" if o.shard_size else "--chunk_size")
+
+
+def _clamp_chunks(o: Options, shape0: tuple[int, int, int],
+                  say: Callable[[str], None]) -> Options:
+    """Options with ``chunk_size`` (and ``shard_size``) no larger than the smallest power
+    of two that covers the largest axis of level 0 (voxels): a bigger chunk only costs
+    memory (a --chunk_size of 10^5 would allocate terabytes). Chunks stay cubic and the
+    same on every level."""
+    cover = 1 << max(max(shape0) - 1, 0).bit_length()
+    if o.chunk_size <= cover:
+        return o
+    say(f"note: --chunk_size {o.chunk_size} is larger than the volume (largest axis "
+        f"{max(shape0)} voxels); using {cover}")
+    shard = o.shard_size
+    if shard is not None and shard > cover:
+        say(f"note: --shard_size {shard} is larger than the volume; using {cover}")
+        shard = cover
+    return dataclasses.replace(o, chunk_size=cover, shard_size=shard)
 
 
 def _own(origin: Sequence[float], complete: bool) -> dict:
@@ -314,11 +349,15 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         _executor(o)(plan, threads, o.quiet, on_level_done=level_done,
                      skip=lambda task: task.key in record.done,
                      on_task_done=lambda task: record.record(task.key))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (cli turns it into Interrupted)
+        raise _interrupted(output, record, plan, exc, t.params["command"]) from None
+    except MemoryError:
+        raise _memory_error(output, o) from None
     except OSError as exc:
-        raise _disk_error(output, exc) from None
+        raise _disk_error(output, exc, o) from None
     except Exception as exc:
         if _is_disk_full(exc):
-            raise _disk_error(output, exc) from None
+            raise _disk_error(output, exc, o) from None
         raise
     if t.zarr_only:
         store.set_attributes(output, {ngff.OWN_KEY: _own(t.origin, complete=True)})
@@ -353,7 +392,40 @@ def _is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-def _disk_error(output: str, exc: BaseException) -> ScrollError:
+def _interrupted(output: str, record: journal.Journal, plan: planning.Plan,
+                 exc: KeyboardInterrupt, command: str) -> Interrupted:
+    """Journal every finished task, then say how many are saved and how to continue."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    try:
+        record.flush()
+    except Exception as err:  # the interrupt is still reported; resume redoes more
+        return Interrupted(signum, f"{output}: could not save the finished tasks "
+                                   f"({err}); continue with: {command} --resume")
+    keys = {task.key for task in plan.tasks}
+    return Interrupted(signum, f"{output}: {len(record.done & keys)} of {len(keys)} tasks "
+                               f"saved; continue with: {command} --resume")
+
+
+def _memory_error(output: str, o: Options) -> ScrollError:
+    # --resume would fail the same way: advise what changes the memory needed
+    budget = "the default" if o.max_gb is None else f"{o.max_gb:g}"
+    return ScrollError(f"{output}: out of memory; lower --max_gb (now {budget}) or "
+                       "--num_threads and continue with --resume, or lower --chunk_size "
+                       "and start again with --overwrite")
+
+
+def _is_out_of_memory(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, MemoryError) or (isinstance(exc, OSError)
+                                            and exc.errno == errno.ENOMEM):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _disk_error(output: str, exc: BaseException, o: Options = Options()) -> ScrollError:
+    if _is_out_of_memory(exc):
+        return _memory_error(output, o)
     if _is_disk_full(exc):
         return ScrollError(f"{output}: disk full (No space left on device); free some "
                            "space and run the same command with --resume")
@@ -362,8 +434,12 @@ def _disk_error(output: str, exc: BaseException) -> ScrollError:
 
 
 def _command_line(input_dir: str | Path, output: str, o: Options) -> str:
-    """The scroll_to_ome.py command that reproduces these options (for resume hints)."""
-    words = ["scroll_to_ome.py", str(input_dir), output]
+    """The command that reproduces these options (for resume hints): this interpreter,
+    the script's absolute path and absolute local paths, shell-quoted, so it can be
+    pasted into any shell in any directory."""
+    def where(location: str | Path) -> str:
+        return str(location) if store.is_url(location) else os.path.abspath(location)
+    words = cli.program_command("scroll_to_ome.py") + [where(input_dir), where(output)]
     defaults = Options()
     for name in ("chunk_size", "nlevels", "max_gb", "algorithm", "ranges",
                  "first_new_level", "obytes", "num_threads", "voxel_size", "zarr_format",
@@ -431,6 +507,12 @@ def _new_levels_target(output: str, o: Options) -> _Target:
     if n > len(datasets):
         raise ScrollError(f"--first_new_level {n}: beyond the existing levels "
                           f"(store has levels 0..{len(datasets) - 1})")
+    if o.nlevels < len(datasets):
+        # create() rebuilds only levels n..nlevels-1: the rest would stay on disk unlisted
+        left = [d["path"] for d in datasets[o.nlevels:]]
+        raise ScrollError(f"--nlevels {o.nlevels}: the store has {len(datasets)} levels; "
+                          f"level(s) {', '.join(left)} would be left on disk without "
+                          f"being listed (use --nlevels {len(datasets)} or more)")
     src = store.open_array(store.join(output, datasets[n - 1]["path"]), mode="r")
     chunk = src.chunks[0]
     shard = _shard_of(src)

@@ -73,7 +73,7 @@ class Journal:
     def create(cls, store: str, params: dict[str, Any]) -> "Journal":
         journal = cls(store, params)
         journal._fs.makedirs(journal._path, exist_ok=True)
-        journal._write("params.json", json.dumps(params, indent=1, sort_keys=True))
+        journal._write("params.json", json.dumps(params, indent=1, sort_keys=True, allow_nan=False))
         return journal
 
     @classmethod

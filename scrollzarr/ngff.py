@@ -5,14 +5,16 @@ stores, 0.5 for zarr v3). Reader side: :func:`open_volume` opens an OME-Zarr roo
 plain array and tells how scroll voxel coordinates map to array indices at a level.
 
 Conventions: arrays are (z, y, x); level ``l`` holds the volume downsampled ``2**l`` times
-on every axis. A level built by averaging (mean, gaussian) has its voxel centres shifted by
-``(2**l - 1) / 2`` level-0 voxels; one built by picking (nearest) has not. A store cropped
+on every axis. A level whose voxels each stand for a whole ``2**l`` block (mean, gaussian,
+max, mode) has its voxel centres at the block centres, shifted by ``(2**l - 1) / 2``
+level-0 voxels; one built by picking the block's low corner (nearest) has not. A store cropped
 with ``--ranges`` records its crop origin (in level-0 voxels) as a translation, so every
 level keeps absolute scroll coordinates.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -23,8 +25,10 @@ from .errors import ScrollError
 
 AXES = ("z", "y", "x")
 
-#: Downsampling algorithms whose level voxels are block averages (centre shift applies).
-AVERAGING = {"mean": True, "gaussian": True, "nearest": False, "max": False, "mode": False}
+#: Downsampling algorithms whose level voxels stand for whole blocks (mean, gaussian: the
+#: block's average; max, mode: its maximum, its most frequent value), so the centre shift
+#: applies; nearest picks the block's low-corner voxel.
+AVERAGING = {"mean": True, "gaussian": True, "nearest": False, "max": True, "mode": True}
 
 #: Key of our own attributes (crop origin of a plain ``--zarr_only`` array, provenance).
 OWN_KEY = "scrollzarr"
@@ -37,6 +41,9 @@ def level_transform(level: int, algorithm: str, origin: Sequence[float] = (0, 0,
 
     ``origin`` is the (z, y, x) position of level-0 voxel (0, 0, 0) in scroll voxels.
     """
+    if voxel_size is not None and not (math.isfinite(voxel_size) and voxel_size > 0):
+        raise ScrollError(f"--voxel_size {voxel_size}: must be a positive finite number "
+                          "(micrometers)")
     factor = 2.0 ** level
     unit = 1.0 if voxel_size is None else float(voxel_size)
     shift = (factor - 1) / 2 if AVERAGING.get(algorithm, True) else 0.0

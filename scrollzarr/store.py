@@ -44,7 +44,8 @@ import zarr
 import zarr.codecs
 
 from .errors import ScrollError
-from .ngff import AXES
+from .journal import DIRNAME as JOURNAL_DIRNAME
+from .ngff import AXES, OWN_KEY
 
 _MARKERS = (".zgroup", ".zarray", "zarr.json")
 
@@ -75,10 +76,24 @@ def remove(location: str | Path) -> None:
         fs.rm(path, recursive=True)
 
 
+def is_own_store(location: str | Path) -> bool:
+    """True if the zarr store at ``location`` provably was made by scroll_to_ome: its
+    root attributes carry our ``"scrollzarr"`` key, or it holds our resume journal."""
+    if not is_zarr_store(location):
+        return False
+    fs, path = _fs(location)
+    if fs.exists(path.rstrip("/") + "/" + JOURNAL_DIRNAME + "/params.json"):
+        return True
+    try:
+        return isinstance(get_attributes(location).get(OWN_KEY), dict)
+    except Exception:  # unreadable metadata: not provably ours
+        return False
+
+
 def prepare_output(location: str | Path, overwrite: bool) -> None:
     """Make sure ``location`` can be written: refuse an existing output unless
-    ``overwrite``, and then delete it only if it is a zarr store (never an arbitrary
-    directory)."""
+    ``overwrite``, and then delete it only if it is a zarr store that scroll_to_ome made
+    (:func:`is_own_store`; never an arbitrary directory or someone else's store)."""
     fs, path = _fs(location)
     if not fs.exists(path):
         parent = fs._parent(path)
@@ -97,6 +112,10 @@ def prepare_output(location: str | Path, overwrite: bool) -> None:
             raise ScrollError(f"{location}: --overwrite refuses to delete a directory that "
                               "is not a zarr store")
         return
+    if not is_own_store(location):
+        raise ScrollError(f"{location}: --overwrite refuses to delete a zarr store that "
+                          "scroll_to_ome.py did not make (no \"scrollzarr\" attributes); "
+                          "delete it yourself or choose another output")
     fs.rm(path, recursive=True)
 
 
@@ -147,9 +166,10 @@ def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
     local = Path(str(path))
     if not is_url(path) and ((local / ".zgroup").is_file() or (local / ".zarray").is_file()):
         tmp = local / ".zattrs.partial"
-        tmp.write_text(json.dumps(attrs, indent=2))
+        tmp.write_text(json.dumps(attrs, indent=2, allow_nan=False))  # NaN is no JSON
         os.replace(tmp, local / ".zattrs")
         return
+    json.dumps(attrs, allow_nan=False)  # refuse NaN/Infinity before zarr writes them
     node = zarr.open(str(path), mode="r+")
     node.attrs.clear()
     node.attrs.update(attrs)

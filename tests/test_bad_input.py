@@ -146,15 +146,21 @@ def _ranges(value, message):
     return case
 
 
+# numeric options are checked by the parser (cli.number): a usage error, exit 2
 def case_chunk_size_zero(t):
     d = good_stack(t / "in")
-    return [d, t / "o.zarr", "--chunk_size", "0"], "--chunk_size 0: must be a positive " \
-        "integer", 1
+    return [d, t / "o.zarr", "--chunk_size", "0"], _usage("--chunk_size/--chunk-size",
+                                                         "must be at least 1, got '0'"), 2
 
 
 def case_nlevels_zero(t):
     d = good_stack(t / "in")
-    return [d, t / "o.zarr", "--nlevels", "0"], "--nlevels 0: must be at least 1 (level 0)", 1
+    return [d, t / "o.zarr", "--nlevels", "0"], _usage("--nlevels",
+                                                     "must be at least 1, got '0'"), 2
+
+
+def _usage(option, message, script="scroll_to_ome.py"):
+    return f"{script}: error: argument {option}: {message} (see {script} --help)"
 
 
 def case_max_gb_too_small(t):
@@ -226,8 +232,9 @@ def test_bad_input_is_refused_with_one_clear_line(tmp_path, name):
     proc = run_script("scroll_to_ome.py", *args)
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
-    if expected is not None:
-        assert proc.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    if expected is not None:  # a usage error (exit 2) is argparse's whole line
+        prefix = "" if code == 2 else "error: "
+        assert proc.stderr.strip().splitlines()[-1] == f"{prefix}{expected}"
     assert snapshot(tmp_path) == before, "a refused run changed files"
 
 

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "if needed; must not be IN_DIR)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo outputs that are already complete")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=cli.number(int, minimum=1), default=None,
                         help=f"files decoded at once (default: cores, here "
                              f"{default_workers()}); each holds one slice in memory")
     parser.add_argument("--verify", action="store_true",
