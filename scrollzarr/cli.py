@@ -6,13 +6,14 @@ the script saves what it finished (scroll_to_ome journals every finished task) a
 one line ``interrupted (SIGINT): ...`` saying how many tasks were saved and the exact
 command that continues the run.
 
-Messages go to stderr with ``errors="backslashreplace"``: a file name that is not valid
+Messages go to stderr with an error handler like ``backslashreplace``: a file name that is not valid
 UTF-8 prints as ``\\xNN`` escapes instead of aborting with UnicodeEncodeError.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import math
 import os
 import signal
@@ -155,12 +156,27 @@ def _catch_signals() -> dict[int, object]:
     return previous
 
 
+def _escape_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Encoding error handler: a byte that os.fsdecode kept as a surrogate escape
+    (U+DC80..U+DCFF) prints as the byte it was (``\\xff``); any other character that
+    the terminal cannot show prints as a backslash escape."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start:error.end]
+    out = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                  else c.encode("ascii", "backslashreplace").decode() for c in text)
+    return out, error.end
+
+
+codecs.register_error("scrollzarr.escape", _escape_bytes)
+
+
 def _printable_stderr() -> None:
     """Let stderr print any file name: undecodable bytes become \\xNN escapes."""
     reconfigure = getattr(sys.stderr, "reconfigure", None)
     if reconfigure is not None:
         try:
-            reconfigure(errors="backslashreplace")
+            reconfigure(errors="scrollzarr.escape")
         except (ValueError, OSError):
             pass
 

@@ -236,8 +236,11 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
     for _ in range(1, nlevels):
         shapes.append(pyramid.reduced_shape(shapes[-1]))
     origin = (z0, y0, x0)
+    # only the z range that holds files: zeros before the first slice cost nothing
+    lo, hi = max(min(stack.paths), z0), min(max(stack.paths) + 1, z1)
+    _refuse_mostly_missing(stack, lo, hi)
     slice_paths = tuple(str(stack.paths[z]) if z in stack.paths else None
-                        for z in range(z0, z1))
+                        for z in range(lo, hi))
     if o.zarr_only:
         arrays = (output,)
     else:
@@ -248,7 +251,7 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
                        algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
                        chunk=o.shard_size or o.chunk_size, dtype=dtype.str, shift=shift,
                        filled=_filled_spans(stack, z0, z1, nlevels, o.algorithm),
-                       slice_width=nx)
+                       slice_width=nx, slice_first=lo - z0)
     layout = dict(zarr_format=o.zarr_format, shard=o.shard_size, compression=o.compression)
     own = _own(origin, complete=False)
 
@@ -276,6 +279,21 @@ def _full_target(input_dir: str | Path, output: str, o: Options,
                    f"{len(stack.paths)} slices of {nx}x{ny} {stack.dtype} -> {output} "
                    f"(level 0 shape z,y,x = {shape0}, {nlevels} level(s), {o.algorithm})",
                    "--shard_size" if o.shard_size else "--chunk_size")
+
+
+def _refuse_mostly_missing(stack: SliceStack, lo: int, hi: int) -> None:
+    """With --allow_missing, refuse a z range ``lo:hi`` holding more zero-filled slices
+    than real ones (and over 1000): a stray number (a date in a name) would make a
+    volume, and a task list, as long as the gap."""
+    present = sum(1 for z in stack.paths if lo <= z < hi)
+    missing = (hi - lo) - present
+    if missing > max(present, 1000):
+        numbers = sorted(z for z in stack.paths if lo <= z < hi)
+        a, b = max(zip(numbers, numbers[1:]), key=lambda p: p[1] - p[0])
+        raise ScrollError(f"{stack.directory}: --allow_missing would fill {missing} slices "
+                          f"with zeros but only {present} exist; the largest gap, "
+                          f"{b - a - 1} slices, ends at {stack.paths[b]} (move that file "
+                          "away or crop z with --ranges)")
 
 
 def _clamp_chunks(o: Options, shape0: tuple[int, int, int],

@@ -41,7 +41,8 @@ def fingerprint(paths: Iterable[str | None]) -> str:
             h.update(b"-\n")
             continue
         st = os.stat(p)
-        h.update(f"{os.path.basename(p)} {st.st_size} {st.st_mtime_ns}\n".encode())
+        # fsencode: a name that is not valid UTF-8 hashes as its bytes
+        h.update(os.fsencode(os.path.basename(p)) + f" {st.st_size} {st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

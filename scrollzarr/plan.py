@@ -33,8 +33,9 @@ Span = tuple[int, int]
 class Job:
     """What every task of one conversion needs to know (picklable, no arrays).
 
-    ``slice_paths[i]`` is the TIFF of level-0 z index ``i`` (None where a slice is
-    missing); ``crop_y``/``crop_x`` the slice rows/columns that level 0 holds.
+    ``slice_paths[i]`` is the TIFF of level-0 z index ``slice_first + i`` (None where a
+    slice is missing; z indices outside the tuple have no slice, so a stack whose first
+    file is numbered 10**12 costs no 10**12-long tuple); ``crop_y``/``crop_x`` the slice rows/columns that level 0 holds.
     ``arrays[l]`` is the path of level ``l``; ``shapes[l]`` its (z, y, x) shape;
     ``algorithms[l]`` how level ``l`` is made from ``l - 1`` (unused for level 0).
     ``chunk`` is the edge of the unit a task writes whole (the chunk, or the shard of a
@@ -53,6 +54,7 @@ class Job:
     shift: int = 0
     filled: tuple[Span, ...] = ()
     slice_width: int = 0
+    slice_first: int = 0
 
 
 @dataclass(frozen=True, order=True)
@@ -301,7 +303,8 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
     width = None
     direct = job.shift == 0
     for i, zi in enumerate(range(z0, z1)):
-        path = job.slice_paths[zi] if zi < len(job.slice_paths) else None
+        k = zi - job.slice_first
+        path = job.slice_paths[k] if 0 <= k < len(job.slice_paths) else None
         if path is None:
             out[i] = 0
             continue

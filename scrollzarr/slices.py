@@ -7,9 +7,11 @@ index. Everything here checks headers only, so a 14,000-slice scan is scanned in
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +31,24 @@ _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 class SliceStack:
     """The slices of one scan.
 
-    ``paths[z]`` is the file of slice ``z`` (absolute slice number); slices listed in
-    ``missing`` have no file (only with ``allow_missing``) and read as zeros. ``shape`` is
-    (y, x) of every slice.
+    ``paths[z]`` is the file of slice ``z`` (absolute slice number); the slices in the
+    inclusive ``(first, last)`` runs of ``missing`` have no file (only with
+    ``allow_missing``) and read as zeros. ``shape`` is (y, x) of every slice.
     """
 
     directory: Path
     paths: dict[int, Path]
     shape: tuple[int, int]
     dtype: np.dtype
-    missing: tuple[int, ...] = ()
+    missing: tuple[tuple[int, int], ...] = ()
 
     @property
     def z_first(self) -> int:
-        return min(min(self.paths), min(self.missing, default=min(self.paths)))
+        return min(self.paths)  # gaps lie between slices: the first number has a file
+
+    @property
+    def n_missing(self) -> int:
+        return sum(b - a + 1 for a, b in self.missing)
 
     @property
     def z_stop(self) -> int:
@@ -75,6 +81,54 @@ def format_numbers(numbers: list[int], most: int = 20) -> str:
     return ", ".join(runs)
 
 
+def gaps(numbers: list[int]) -> list[tuple[int, int]]:
+    """The inclusive ``(first, last)`` runs of integers missing between the smallest and
+    the largest of the sorted ``numbers``. Costs time and memory in ``len(numbers)``, not
+    in the span: one number 10**12 away from the rest is one run."""
+    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+
+
+def format_gaps(runs: list[tuple[int, int]], most: int = 20) -> str:
+    """Format missing runs compactly: ``[(2, 3), (6, 6)]`` -> ``"2-3, 6"``; more than
+    ``most`` runs end with ``... (N in all)``."""
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    if len(runs) > most:
+        text.append(f"... ({sum(b - a + 1 for a, b in runs)} in all)")
+    return ", ".join(text)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` is no regular file (never opening it: a FIFO would block), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if os.path.islink(path):
+            return "a broken symbolic link"
+        return f"not readable ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
+
+
+def check_regular_files(paths: list[Path]) -> None:
+    """Raise :class:`ScrollError` naming the entries among ``paths`` (named like slices)
+    that are not regular files: directories, broken links, link loops, FIFOs, devices."""
+    bad = [(p, why) for p in paths if (why := _not_a_file(p)) is not None]
+    if bad:
+        shown = "; ".join(f"{p} is {why}" for p, why in bad[:5])
+        more = f"; ... ({len(bad)} in all)" if len(bad) > 5 else ""
+        raise ScrollError(f"{shown}{more}: named like a slice but not a regular file "
+                          "(rename or remove it)")
+
+
 def find_slices(directory: str | Path, allow_missing: bool = False,
                 note: Callable[[str], None] = lambda s: None) -> SliceStack:
     """Find and check the slices in ``directory``.
@@ -97,10 +151,12 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
         raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
     paths: dict[int, Path] = {}
     ignored: list[str] = []
+    check_regular_files([directory / n for n in names if not n.startswith(".")
+                         and Path(n).suffix.lower() in _TIFF_SUFFIXES
+                         and slice_number(n) is not None])
     for name in names:
         path = directory / name
-        if (name.startswith(".") or Path(name).suffix.lower() not in _TIFF_SUFFIXES
-                or not path.is_file()):
+        if name.startswith(".") or Path(name).suffix.lower() not in _TIFF_SUFFIXES:
             ignored.append(name)
             continue
         z = slice_number(name)
@@ -115,14 +171,17 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
              + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
     if not paths:
         raise ScrollError(f"{directory}: no TIFF slices (*.tif, *.tiff) found")
-    first, last = min(paths), max(paths)
-    missing = [z for z in range(first, last + 1) if z not in paths]
+    numbers = sorted(paths)
+    first = numbers[0]
+    missing = gaps(numbers)
+    n_missing = sum(b - a + 1 for a, b in missing)
     if missing and not allow_missing:
-        raise ScrollError(f"{directory}: missing slices {format_numbers(missing)} "
+        raise ScrollError(f"{directory}: missing slices {format_gaps(missing)}"
+                          f"{_largest_gap(missing, paths)} "
                           "(use --allow_missing to fill them with zeros)")
     if missing:
-        note(f"note: {len(missing)} missing slice(s) filled with zeros: "
-             f"{format_numbers(missing)}")
+        note(f"note: {n_missing} missing slice(s) filled with zeros: "
+             f"{format_gaps(missing)}")
 
     # headers are small; reading them in parallel hides file-system latency
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -137,6 +196,15 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
             raise ScrollError(f"{paths[z]}: slice dtype {d} differs from {dtype} of "
                               f"{paths[first].name}")
     return SliceStack(directory, paths, shape, dtype, tuple(missing))
+
+
+def _largest_gap(missing: list[tuple[int, int]], paths: dict[int, Path]) -> str:
+    """Name the file after a gap longer than all the slices present (a stray number such
+    as a date in a file name), or "" when no gap is that long."""
+    a, b = max(missing, key=lambda run: run[1] - run[0])
+    if b - a + 1 <= max(len(paths), 1000):
+        return ""
+    return f"; a gap of {b - a + 1} slices before {paths[b + 1]} (is its number right?)"
 
 
 def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
