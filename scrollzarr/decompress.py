@@ -38,10 +38,15 @@ import tifffile
 from tqdm import tqdm
 
 from .errors import ScrollError
+from .safety import check_output_paths
+from .slices import check_regular_files
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PARTIAL = ".partial"  # suffix of outputs still being written
 LOCK_NAME = ".decompress_tiffs.lock"
+#: The names of the files this tool wrote into an output directory, NUL-separated (a
+#: file name may hold any byte but NUL and "/"): only those are ever replaced or deleted.
+MADE_NAME = ".decompress_tiffs.made"
 HEADER_ALLOWANCE = 64 * 1024  # bytes per output file besides the pixels (tags, padding)
 _NATIVE = "<" if sys.byteorder == "little" else ">"
 _OUT_OF_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -106,7 +111,8 @@ def default_workers() -> int:
 def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> list[Path]:
     """Return the ``.tif``/``.tiff`` files (any letter case) directly in ``in_dir``,
     sorted by name. Hidden files (``._00001.tif`` from macOS), directories and other
-    files are ignored with one note."""
+    files are ignored with one note. Raises :class:`ScrollError` naming the entries named
+    like TIFFs that are not regular files (directories, broken links, loops, FIFOs)."""
     try:
         names = sorted(os.listdir(in_dir))
     except OSError as exc:
@@ -115,11 +121,12 @@ def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> li
     ignored: list[str] = []
     for name in names:
         path = in_dir / name
-        if (name.startswith(".") or Path(name).suffix.lower() not in TIFF_SUFFIXES
-                or not path.is_file()):
+        if name.startswith(".") or Path(name).suffix.lower() not in TIFF_SUFFIXES:
             ignored.append(name)
         else:
             found.append(path)
+    # a directory, dangling link or FIFO named like a TIFF is named, never opened
+    check_regular_files(found)
     if ignored:
         note(f"note: ignoring {len(ignored)} entr{'y' if len(ignored) == 1 else 'ies'} of "
              f"{in_dir} that are not .tif/.tiff files: " + ", ".join(ignored[:5])
@@ -347,8 +354,11 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
 
     summary = Summary(total=len(inputs))
     with _OutputLock(out_dir):
-        _remove_partials(out_dir, note)
+        made = read_made(out_dir)
+        _remove_partials(out_dir, made, note)
         headers, unreadable, done = _scan(inputs, out_dir, overwrite)
+        _refuse_foreign([h.path.name for h in headers if h.path.name not in done],
+                        out_dir, made)
         for path, reason in unreadable.items():
             summary.failed[path.name] = reason
         if unreadable:
@@ -365,7 +375,9 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
             note(f"note: {len(done)} output(s) already complete, skipped "
                  "(--overwrite redoes them, --verify compares their pixels)")
         checks = [h for h in headers if h.path.name in done] if verify else []
-        _run(todo, checks, out_dir, workers, verify, quiet, summary)
+        # recorded before any byte is written: a later run may replace exactly these
+        _add_made(out_dir, made, [h.path.name for h in todo])
+        _run(todo, checks, out_dir, workers, verify, quiet, summary, made)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -377,13 +389,8 @@ def _check_directories(in_dir: Path, out_dir: Path) -> None:
         raise ScrollError(f"{in_dir}: input is not a directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise ScrollError(f"{out_dir}: output exists and is not a directory")
-    # resolve() sees through symlinks and "."; samefile also catches bind mounts
-    same = in_dir.resolve() == out_dir.resolve()
-    if not same and out_dir.exists():
-        same = os.path.samefile(in_dir, out_dir)
-    if same:
-        raise ScrollError(f"{out_dir}: output directory is the input directory; "
-                          "choose another OUT_DIR (outputs keep the input file names)")
+    # OUT_DIR equal to IN_DIR, inside it or containing it (symlinks and bind mounts too)
+    check_output_paths({"OUT_DIR": out_dir}, {"IN_DIR": in_dir})
 
 
 def _scan(inputs: list[Path], out_dir: Path, overwrite: bool
@@ -425,11 +432,48 @@ def _check_free_space(out_dir: Path, todo: list[SliceHeader]) -> None:
             "to start anyway, e.g. on a file system that compresses)")
 
 
-def _remove_partials(out_dir: Path, note: Callable[[str], None]) -> None:
-    """Delete ``*.tif.partial`` files an interrupted run left behind."""
+def read_made(out_dir: Path) -> set[str]:
+    """The names of the files decompress_tiffs.py wrote (or began to write) in
+    ``out_dir``, from its :data:`MADE_NAME` list; empty if there is none."""
+    try:
+        data = (out_dir / MADE_NAME).read_bytes()
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise ScrollError(f"{out_dir / MADE_NAME}: cannot read ({exc.strerror})") from None
+    return {os.fsdecode(n) for n in data.split(b"\0") if n}
+
+
+def _add_made(out_dir: Path, made: set[str], names: list[str]) -> None:
+    """Append ``names`` to the list of files this tool writes in ``out_dir``, durably."""
+    new = [n for n in names if n not in made]
+    if not new:
+        return
+    with open(out_dir / MADE_NAME, "ab") as f:
+        f.write(b"".join(os.fsencode(n) + b"\0" for n in new))
+        f.flush()
+        os.fsync(f.fileno())
+    made.update(new)
+
+
+def _refuse_foreign(names: list[str], out_dir: Path, made: set[str]) -> None:
+    """Refuse to replace a file of ``out_dir`` (an output name, or its ``.partial``)
+    that this tool did not write: the user's own file that happens to share a name."""
+    foreign = [out_dir / n for n in names for n in (n, n + PARTIAL)
+               if n.removesuffix(PARTIAL) not in made and os.path.lexists(out_dir / n)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ScrollError(f"{foreign[0]}{more}: exists and was not written by "
+                          "decompress_tiffs.py; not replacing it (move it away or choose "
+                          "another OUT_DIR)")
+
+
+def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None]) -> None:
+    """Delete the ``*.tif.partial`` files an interrupted run of ours left behind."""
     removed = 0
     for name in os.listdir(out_dir):
-        if name.endswith(PARTIAL) and Path(name[:-len(PARTIAL)]).suffix.lower() in TIFF_SUFFIXES:
+        if name.endswith(PARTIAL) and name[:-len(PARTIAL)] in made \
+                and Path(name[:-len(PARTIAL)]).suffix.lower() in TIFF_SUFFIXES:
             _remove(out_dir / name)
             removed += 1
     if removed:
@@ -437,7 +481,8 @@ def _remove_partials(out_dir: Path, note: Callable[[str], None]) -> None:
 
 
 def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, workers: int,
-         verify: bool, quiet: bool, summary: Summary) -> None:
+         verify: bool, quiet: bool, summary: Summary, made: set[str] = frozenset()
+         ) -> None:
     """Process the files with a pool of threads, keeping at most ``2 * workers`` files
     queued (so Ctrl-C or a full disk stops the run promptly), and fill ``summary``."""
 
@@ -448,6 +493,10 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
             if check_first:
                 if outputs_match(header.path, dst):
                     return Outcome(name, "verified", header.nbytes)
+                if name not in made:
+                    return Outcome(name, "failed", reason=(
+                        f"{dst} differs from the input and was not written by "
+                        "decompress_tiffs.py; not replaced"))
                 print(f"note: {dst}: pixels differ from the input; rewriting it",
                       file=sys.stderr, flush=True)
             action = decompress_file(header.path, dst, header, verify)
