@@ -4,9 +4,33 @@
 # layers. Usage: bash demo.sh [OUT_DIR]   (default ./sample)
 # SAMPLE_SHAPE=Z,Y,X picks the volume size (default 256,512,512, 128 MB of slices);
 # DEMO_PYTHON=/path/to/python skips the virtual environment and uses that interpreter.
+# OUT_DIR is created with a marker file (.scrollzarr-demo); a later run deletes only what
+# the demo wrote there, and refuses a non-empty directory without the marker.
 set -euo pipefail
-cd "$(dirname "$0")"
-OUT=${1:-sample}
+HERE=$(cd "$(dirname "$0")" && pwd -P)
+# OUT_DIR is relative to the directory the demo is started from (resolved before the cd)
+OUT=$(realpath -m -- "${1:-$HERE/sample}")
+MARK=.scrollzarr-demo
+PRODUCTS="slices segment.ppm scroll.zarr layers stack.tif"
+cd "$HERE"
+# refused before anything is set up or written
+case "$HERE/" in
+  "$OUT"/*) echo "error: $OUT: OUT_DIR contains the scrollzarr checkout $HERE; choose another directory" >&2; exit 1 ;;
+esac
+if [ -e "$OUT" ] || [ -L "$OUT" ]; then
+  if [ ! -d "$OUT" ]; then
+    echo "error: $OUT: OUT_DIR exists and is not a directory" >&2; exit 1
+  elif [ -f "$OUT/$MARK" ]; then
+    # ours: delete only what an earlier demo run wrote, nothing else that lies there
+    for p in $PRODUCTS; do rm -rf -- "${OUT:?}/$p"; done
+  elif [ -n "$(ls -A -- "$OUT")" ]; then
+    echo "error: $OUT: OUT_DIR is not empty and was not made by demo.sh (no $MARK file); choose a new or empty directory" >&2
+    exit 1
+  fi
+else
+  mkdir -p -- "$OUT"
+fi
+echo "made by scrollzarr demo.sh; a later demo run deletes only: $PRODUCTS" > "$OUT/$MARK"
 SHAPE=${SAMPLE_SHAPE:-256,512,512}
 
 if [ -n "${DEMO_PYTHON:-}" ]; then
@@ -23,7 +47,6 @@ else
   fi
 fi
 
-rm -rf "$OUT"
 echo "== making the synthetic scroll ($SHAPE) in $OUT"
 "$PY" make_sample.py "$OUT" --shape "$SHAPE"
 echo "== converting to OME-Zarr: $OUT/scroll.zarr"
