@@ -19,12 +19,14 @@ from ..errors import ScrollError
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected Z,Y,X")
+    axis = cli.number(int, minimum=8)  # the one numeric check, per axis
     try:
-        z, y, x = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shape {text!r}: expected Z,Y,X") from None
-    if min(z, y, x) < 8:
-        raise argparse.ArgumentTypeError(f"--shape {text!r}: every axis must be >= 8")
+        z, y, x = (axis(v.strip()) for v in parts)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"--shape {text!r}: {exc} (each of Z,Y,X)") from None
     return z, y, x
 
 
