@@ -188,6 +188,91 @@ def case_unknown_algorithm(t):
     return [d, t / "o.zarr", "--algorithm", "median"], None, 2
 
 
+# ---- destructive paths: --overwrite deletes only our own store, never one holding inputs
+def case_overwrite_store_holding_the_slices(t):
+    store = t / "o.zarr"
+    d = good_stack(store / "slices")  # the slices live inside the store to be replaced
+    (store / ".zgroup").write_text('{"zarr_format": 2}')
+    (store / ".zattrs").write_text('{"scrollzarr": {"complete": true}}')
+    return ([d, store, "--overwrite"],
+            f"OUTPUT {store} contains TIFF_DIR {d}: choose an output outside every input", 1)
+
+
+def case_output_inside_the_slices(t):
+    d = good_stack(t / "in")
+    return ([d, d / "o.zarr"],
+            f"OUTPUT {d / 'o.zarr'} lies inside TIFF_DIR {d}: choose an output outside "
+            "every input", 1)
+
+
+def case_output_is_the_slices_through_a_link(t):
+    d = good_stack(t / "in")
+    (t / "link").symlink_to(d)
+    return ([d, t / "link", "--overwrite"],
+            f"OUTPUT {t / 'link'} is TIFF_DIR {d}: choose an output outside every input", 1)
+
+
+def case_overwrite_someone_elses_store(t):
+    import zarr
+    d = good_stack(t / "in")
+    zarr.open_group(str(t / "theirs.zarr"), mode="w", zarr_format=2)
+    zarr.create_array(str(t / "theirs.zarr" / "0"), shape=(2, 2, 2), dtype="u1",
+                      zarr_format=2)
+    return ([d, t / "theirs.zarr", "--overwrite"],
+            f"{t / 'theirs.zarr'}: --overwrite refuses to delete a zarr store that "
+            "scroll_to_ome.py did not make (no \"scrollzarr\" attributes); delete it "
+            "yourself or choose another output", 1)
+
+
+# ---- input scanning: cost in files, not in the span of numbers; odd entries named
+def case_far_outlier(t):
+    d = good_stack(t / "in")
+    shutil.copy(d / "00001.tif", d / "1000000000000.tif")
+    return ([d, t / "o.zarr"],
+            f"{d}: missing slices 4-999999999999; a gap of 999999999996 slices before "
+            f"{d / '1000000000000.tif'} (is its number right?) (use --allow_missing to "
+            "fill them with zeros)", 1)
+
+
+def case_far_outlier_allow_missing(t):
+    d = good_stack(t / "in")
+    shutil.copy(d / "00001.tif", d / "1000000000000.tif")
+    return ([d, t / "o.zarr", "--allow_missing"],
+            f"{d}: --allow_missing would fill 999999999996 slices with zeros but only 5 "
+            f"exist; the largest gap, 999999999996 slices, ends at "
+            f"{d / '1000000000000.tif'} (move that file away or crop z with --ranges)", 1)
+
+
+def _odd_entry(make, what):
+    def case(t):
+        d = good_stack(t / "in")
+        make(d / "00009.tif")
+        return ([d, t / "o.zarr"], f"{d / '00009.tif'} is {what}: named like a slice but "
+                "not a regular file (rename or remove it)", 1)
+    return case
+
+
+def _loop(p):
+    p.symlink_to(p.name)
+
+
+# ---- option values: one check in the parser, one line naming the option (exit 2)
+def _option(option, value, message):
+    def case(t):
+        d = good_stack(t / "in")
+        spelled = option.split("/")[0]
+        return [d, t / "o.zarr", spelled, value], _usage(option, message), 2
+    return case
+
+
+def case_first_new_level_hides_levels(t):
+    d = good_stack(t / "in")
+    run_script("scroll_to_ome.py", d, t / "o.zarr", "--quiet", "--nlevels", "4", check=True)
+    return ([d, t / "o.zarr", "--first_new_level", "1", "--nlevels", "2"],
+            "--nlevels 2: the store has 4 levels; level(s) 2, 3 would be left on disk "
+            "without being listed (use --nlevels 4 or more)", 1)
+
+
 CASES = {
     "missing input dir": case_missing_dir,
     "empty input dir": case_empty_dir,
@@ -221,6 +306,34 @@ CASES = {
     "max_gb too small for one chunk row": case_max_gb_too_small,
     "first_new_level beyond the levels": case_first_new_level_beyond,
     "non-integer option (usage)": case_bad_option_value,
+    "--overwrite of a store holding the slices": case_overwrite_store_holding_the_slices,
+    "output inside the slices directory": case_output_inside_the_slices,
+    "output is the slices directory (symlink)": case_output_is_the_slices_through_a_link,
+    "--overwrite of a zarr store not ours": case_overwrite_someone_elses_store,
+    "slice number 10^12 away": case_far_outlier,
+    "slice number 10^12 away, --allow_missing": case_far_outlier_allow_missing,
+    "directory named like a slice": _odd_entry(Path.mkdir, "a directory"),
+    "broken link named like a slice": _odd_entry(lambda p: p.symlink_to("nowhere"),
+                                                 "a broken symbolic link"),
+    "link loop named like a slice": _odd_entry(_loop, "a symbolic link loop"),
+    "FIFO named like a slice": _odd_entry(os.mkfifo, "a FIFO (named pipe)"),
+    "--max_gb nan": _option("--max_gb/--max-gb", "nan", "expected a finite number, got 'nan'"),
+    "--max_gb inf": _option("--max_gb/--max-gb", "inf", "expected a finite number, got 'inf'"),
+    "--max_gb negative": _option("--max_gb/--max-gb", "-1", "must be greater than 0, got '-1'"),
+    "--voxel_size inf": _option("--voxel_size/--voxel-size", "inf",
+                                "expected a finite number, got 'inf'"),
+    "--voxel_size 0": _option("--voxel_size/--voxel-size", "0", "must be greater than 0, got '0'"),
+    "--voxel_size negative": _option("--voxel_size/--voxel-size", "-0.5",
+                                     "must be greater than 0, got '-0.5'"),
+    "--num_threads 0": _option("--num_threads/--num-threads", "0", "must be at least 1, got '0'"),
+    "--workers 0": _option("--workers", "0", "must be at least 1, got '0'"),
+    "--shard_size 0": _option("--shard_size/--shard-size", "0", "must be at least 1, got '0'"),
+    "--first_new_level 0": _option("--first_new_level/--first-new-level", "0",
+                                   "must be at least 1, got '0'"),
+    "--nlevels 1e3": _option("--nlevels", "1e3", "expected an integer, got '1e3'"),
+    "--chunk_size nan": _option("--chunk_size/--chunk-size", "nan",
+                                "expected an integer, got 'nan'"),
+    "--first_new_level would hide levels": case_first_new_level_hides_levels,
     "unknown algorithm (usage)": case_unknown_algorithm,
 }
 
