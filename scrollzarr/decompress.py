@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,7 +38,7 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
-from .errors import ScrollError
+from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
 from .slices import check_regular_files
 
@@ -377,7 +378,13 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         checks = [h for h in headers if h.path.name in done] if verify else []
         # recorded before any byte is written: a later run may replace exactly these
         _add_made(out_dir, made, [h.path.name for h in todo])
-        _run(todo, checks, out_dir, workers, verify, quiet, summary, made)
+        try:
+            _run(todo, checks, out_dir, workers, verify, quiet, summary, made)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: every finished file stays
+            finished = summary.decompressed + summary.copied + summary.verified
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                              f"{out_dir}: {finished + len(done)} of {summary.total} "
+                              "files complete (each output is written whole)") from None
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -72,3 +72,32 @@ def test_signal_journals_finished_tasks_and_prints_the_continue_command(
     assert resumed.returncode == 0, resumed.stderr
     assert f"{saved} of {total} tasks already done" in resumed.stderr
     assert store_bytes(out) == reference
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_decompress_signal_keeps_finished_files_and_prints_the_continue_command(
+        tmp_path, signum, code):
+    from scrollzarr import sample
+    src, out = tmp_path / "in", tmp_path / "out"
+    sample.write_scroll(src, (80, 384, 384), compression="lzw")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "decompress_tiffs.py"), str(src),
+                             str(out), "--workers", "1", "--quiet"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and len(list(out.glob("*.tif"))) >= 3:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == code, stderr
+    line = stderr.strip().splitlines()[-1]
+    head = f"interrupted ({signal.Signals(signum).name}): {out}: "
+    assert line.startswith(head) and "Traceback" not in stderr, stderr
+    assert " of 80 files complete (each output is written whole); continue with: " in line
+    words = shlex.split(line.partition("; continue with: ")[2])
+    assert words[:2] == [sys.executable, str(ROOT / "decompress_tiffs.py")]
+    finished = subprocess.run(words, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert sorted(p.name for p in out.glob("*.tif")) == sorted(p.name for p in src.iterdir())
+    assert not list(out.glob("*.partial"))

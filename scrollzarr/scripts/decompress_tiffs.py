@@ -11,11 +11,13 @@ the same command to finish; complete outputs are skipped. Exits 1 if any file fa
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 
 from .. import cli
 from ..decompress import decompress_tiffs, default_workers, failure_message
-from ..errors import ScrollError
+from ..errors import Interrupted, ScrollError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,11 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def continue_command(args: argparse.Namespace) -> str:
+    """The command that finishes an interrupted run: this interpreter, the script's
+    absolute path and absolute directories, shell-quoted (without --overwrite: complete
+    outputs are then skipped)."""
+    words = cli.program_command("decompress_tiffs.py") + [
+        os.path.abspath(args.in_dir), os.path.abspath(args.out_dir)]
+    if args.workers is not None:
+        words += ["--workers", str(args.workers)]
+    words += [f"--{name}" for name in ("verify", "ignore_free_space") if getattr(args, name)]
+    return shlex.join(words)
+
+
 def main(args: argparse.Namespace) -> None:
-    summary = decompress_tiffs(args.in_dir, args.out_dir, overwrite=args.overwrite,
-                               workers=args.workers, verify=args.verify,
-                               quiet=args.quiet,
-                               ignore_free_space=args.ignore_free_space)
+    try:
+        summary = decompress_tiffs(args.in_dir, args.out_dir, overwrite=args.overwrite,
+                                   workers=args.workers, verify=args.verify,
+                                   quiet=args.quiet,
+                                   ignore_free_space=args.ignore_free_space)
+    except Interrupted as exc:
+        raise Interrupted(exc.signum, f"{exc.message}; continue with: "
+                                      f"{continue_command(args)}") from None
     seconds = max(summary.seconds, 1e-9)
     done = summary.decompressed + summary.copied + summary.verified
     parts = [f"{summary.decompressed} decompressed", f"{summary.copied} copied"]
