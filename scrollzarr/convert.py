@@ -531,6 +531,14 @@ def _new_levels_target(output: str, o: Options) -> _Target:
         raise ScrollError(f"--nlevels {o.nlevels}: the store has {len(datasets)} levels; "
                           f"level(s) {', '.join(left)} would be left on disk without "
                           f"being listed (use --nlevels {len(datasets)} or more)")
+    replaced = [d["path"] for d in datasets[n:]] + [
+        str(lv) for lv in range(len(datasets), o.nlevels)
+        if store.is_zarr_store(store.join(output, str(lv)))]
+    if replaced and not store.is_own_store(output):
+        raise ScrollError(f"{output}: --first_new_level {n} would replace level(s) "
+                          f"{', '.join(replaced)} of a store that scroll_to_ome.py did not "
+                          f"make; add levels after the last one (--first_new_level "
+                          f"{len(datasets)}) or work on a copy")
     src = store.open_array(store.join(output, datasets[n - 1]["path"]), mode="r")
     chunk = src.chunks[0]
     shard = _shard_of(src)

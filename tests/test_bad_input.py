@@ -273,6 +273,19 @@ def case_first_new_level_hides_levels(t):
             "without being listed (use --nlevels 4 or more)", 1)
 
 
+def case_first_new_level_replaces_levels_not_ours(t):
+    import json
+    d = good_stack(t / "in")
+    run_script("scroll_to_ome.py", d, t / "o.zarr", "--quiet", "--nlevels", "3", check=True)
+    attrs = json.loads((t / "o.zarr" / ".zattrs").read_text())
+    del attrs["scrollzarr"]  # as another tool would have written it
+    (t / "o.zarr" / ".zattrs").write_text(json.dumps(attrs))
+    return ([d, t / "o.zarr", "--first_new_level", "1", "--nlevels", "3"],
+            f"{t / 'o.zarr'}: --first_new_level 1 would replace level(s) 1, 2 of a store "
+            "that scroll_to_ome.py did not make; add levels after the last one "
+            "(--first_new_level 3) or work on a copy", 1)
+
+
 CASES = {
     "missing input dir": case_missing_dir,
     "empty input dir": case_empty_dir,
@@ -334,6 +347,7 @@ CASES = {
     "--chunk_size nan": _option("--chunk_size/--chunk-size", "nan",
                                 "expected an integer, got 'nan'"),
     "--first_new_level would hide levels": case_first_new_level_hides_levels,
+    "--first_new_level replacing levels not ours": case_first_new_level_replaces_levels_not_ours,
     "unknown algorithm (usage)": case_unknown_algorithm,
 }
 
