@@ -102,7 +102,8 @@ def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
     pixel (20 j, 20 i)); ``segment_tifxyz_1/`` (scale 1.0: every .ppm pixel a vertex);
     ``segment.obj`` (the 0.05 grid as triangles with pixel UVs and the .ppm's normals as
     ``vn``, as VC3D's tifxyz-to-obj writes it). Rendered, each gives the .ppm's pixel grid
-    (the 0.05 ones up to their last vertex row and column). ``z0`` defaults to 1 because
+    (the 0.05 ones up to their last vertex row and column; they are left out when the
+    segment is too small for two vertex rows and columns, under 21 pixels). ``z0`` defaults to 1 because
     tifxyz treats ``Z <= 0`` as invalid: a segment starting at slice 0 would lose its first
     row. Returns ``({"ppm" | "tifxyz" | "tifxyz_1" | "obj": path}, ink)``.
     """
@@ -117,10 +118,14 @@ def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
     write_ppm(paths["ppm"], data, comment=f"synthetic scroll {shape}, winding {winding}")
     for scale, key in zip(SAMPLE_TIFXYZ_SCALES, ("tifxyz", "tifxyz_1")):
         step = round(1 / scale)
-        write_tifxyz(paths[key], data[::step, ::step, 0:3], (scale, scale),
+        grid = data[::step, ::step]
+        if min(grid.shape[:2]) < 2:  # a single vertex row or column renders nothing
+            del paths[key]
+            if key == "tifxyz":
+                del paths["obj"]
+            continue
+        write_tifxyz(paths[key], grid[..., 0:3], (scale, scale),
                      meta={"source": f"synthetic scroll {list(shape)}, winding {winding}"})
-    step = round(1 / SAMPLE_TIFXYZ_SCALES[0])
-    grid = data[::step, ::step]
-    write_obj(paths["obj"], grid[..., 0:3], (SAMPLE_TIFXYZ_SCALES[0],) * 2,
-              normals=grid[..., 3:6])
+        if key == "tifxyz":
+            write_obj(paths["obj"], grid[..., 0:3], (scale, scale), normals=grid[..., 3:6])
     return paths, ink
