@@ -184,3 +184,12 @@ def test_an_mtl_naming_a_missing_texture_names_the_texture(tmp_path):
     (tmp_path / "m.mtl").write_text("newmtl a\nmap_Kd -s 1 1 1 textures/t.tif\n")
     with pytest.raises(ScrollError, match=r"textures/t\.tif: the texture that m\.mtl names"):
         open_surface(tmp_path / "m.obj")
+
+
+def test_a_mesh_on_one_slice_stays_exactly_on_it(tmp_path):
+    v = positions()
+    v[:, 2] = 21.0
+    path = write_mesh(tmp_path / "m.obj", v, UV, normals())
+    with open_surface(path) as surface:
+        data, mapped = surface.read_tile(0, surface.height, 0, surface.width)
+    assert mapped.sum() > 300 and np.all(data[mapped][:, 2] == 21.0)

@@ -201,3 +201,15 @@ def test_a_wrong_or_partial_tifxyz_is_one_line_naming_the_file_or_field(tmp_path
     text = str(err.value)
     assert message in text and "\n" not in text
     assert str(d) in text
+
+
+def test_a_surface_on_one_slice_stays_exactly_on_it(tmp_path):
+    """Interpolated z is exactly the slice (not a rounding error beside it): a segment
+    on the volume's last slice must not fall out of the volume."""
+    points = wavy_grid(5, 7)
+    points[..., 2] = 21.0
+    write_tifxyz(tmp_path / "s", points, (0.05, 0.05))
+    with open_surface(tmp_path / "s") as surface:
+        data, mapped = surface.read_tile(0, surface.height, 0, surface.width)
+    assert mapped.sum() == 81 * 121
+    assert np.all(data[mapped][:, 2] == 21.0)

@@ -293,9 +293,13 @@ class ObjSurface:
         pixel = (pv.astype(np.int64) - v0) * cols + (pu.astype(np.int64) - u0)
         pixel, first = np.unique(pixel[inside], return_index=True)  # first face wins
         sel = np.flatnonzero(inside)[first]
-        f, bary = f[sel], np.stack([l0[sel], l1[sel], l2[sel]], axis=1)[:, :, None]
-        pos = (self._corners[f] * bary).sum(axis=1)
-        normal = (self._normals[f] * bary).sum(axis=1)
+        f, w1, w2 = f[sel], l1[sel, None], l2[sel, None]
+        # p0 + l1 (p1 - p0) + l2 (p2 - p0): exactly p0 where the corners agree (a mesh
+        # lying on a slice stays on it, not a rounding error beside it)
+        c = self._corners[f]
+        pos = c[:, 0] + w1 * (c[:, 1] - c[:, 0]) + w2 * (c[:, 2] - c[:, 0])
+        n = self._normals[f]
+        normal = n[:, 0] + w1 * (n[:, 1] - n[:, 0]) + w2 * (n[:, 2] - n[:, 0])
         length = np.linalg.norm(normal, axis=1)
         good = length > 0
         flat = out.reshape(-1, 6)

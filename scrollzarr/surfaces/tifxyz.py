@@ -221,12 +221,18 @@ class Tifxyz:
         ok &= ~(up & right) | valid[jh[:, None], ih[None, :]]
         pts = self.points
         wr, wc = fr[:, None, None], fc[None, :, None]
-        top = pts[jl[:, None], il[None, :]] * (1.0 - wc) + pts[jl[:, None], ih[None, :]] * wc
-        bottom = (pts[jh[:, None], il[None, :]] * (1.0 - wc)
-                  + pts[jh[:, None], ih[None, :]] * wc)
-        pos = top * (1.0 - wr) + bottom * wr
+
+        def corner(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            return pts[rows[:, None], cols[None, :]].astype(np.float64)
+
+        # a + (b - a) * t is exactly a where a == b: a surface lying on a slice (say the
+        # volume's last one) stays exactly on it instead of a rounding error off it
+        top, bottom = corner(jl, il), corner(jh, il)
+        top += (corner(jl, ih) - top) * wc
+        bottom += (corner(jh, ih) - bottom) * wc
+        pos = top + (bottom - top) * wr
         pos[~ok] = 0.0
-        return pos.astype(np.float64, copy=False), ok
+        return pos, ok
 
     def read_tile(self, v0: int, v1: int, u0: int, u1: int) -> tuple[np.ndarray, np.ndarray]:
         """Render pixels ``v0:v1`` (rows) x ``u0:u1`` (columns).
