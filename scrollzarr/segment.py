@@ -126,6 +126,7 @@ def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
             continue
         write_tifxyz(paths[key], grid[..., 0:3], (scale, scale),
                      meta={"source": f"synthetic scroll {list(shape)}, winding {winding}"})
-        if key == "tifxyz":
-            write_obj(paths["obj"], grid[..., 0:3], (scale, scale), normals=grid[..., 3:6])
+        if key == "tifxyz":  # the tifxyz's float32 vertices: both hold the same grid
+            write_obj(paths["obj"], grid[..., 0:3].astype(np.float32), (scale, scale),
+                      normals=grid[..., 3:6])
     return paths, ink
