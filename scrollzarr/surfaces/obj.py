@@ -71,7 +71,13 @@ def parse_obj(path: str | Path) -> dict:
     v: list[list[str]] = []
     vt: list[list[str]] = []
     vn: list[list[str]] = []
-    faces: list[tuple[int, int, int]] = []
+    # triangles "a/b c/d e/f" or "a/b/c ..." with positive indices (what meshes of
+    # millions of faces hold) are converted in bulk; anything else face by face
+    bulk: list[str] = []
+    bulk_info: list[tuple[int, int, int, int]] = []  # line, v, vt, vn defined before it
+    bulk_slashes = None
+    faces: list[tuple[tuple[int, int, int], ...]] = []
+    face_lines: list[int] = []
     mtllib = None
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
@@ -87,6 +93,15 @@ def parse_obj(path: str | Path) -> dict:
                 raise ScrollError(f"{path}: line {lineno}: 'vt' needs two numbers (u v)")
             vt.append(parts[1:3])
         elif key == "f":
+            if len(parts) == 4 and "-" not in line and "//" not in line:
+                slashes = line.count("/")
+                if bulk_slashes is None and slashes in (3, 6):
+                    bulk_slashes = slashes
+                if slashes == bulk_slashes and all(p.count("/") == slashes // 3
+                                                   for p in parts[1:]):
+                    bulk.extend(parts[1:])
+                    bulk_info.append((lineno, len(v), len(vt), len(vn)))
+                    continue
             if len(parts) < 4:
                 raise ScrollError(f"{path}: line {lineno}: a face needs three corners")
             corners = []
@@ -102,10 +117,19 @@ def parse_obj(path: str | Path) -> dict:
                     if len(fields) > 2 and fields[2] else -1))
             for k in range(1, len(corners) - 1):  # a fan over polygons
                 faces.append((corners[0], corners[k], corners[k + 1]))
+                face_lines.append(lineno)
         elif key == "mtllib" and len(parts) > 1:
             mtllib = line.split(None, 1)[1].strip()
-    if not faces:
+    if not faces and not bulk:
         raise ScrollError(f"{path}: .obj has no faces ('f' lines)")
+    all_faces = np.array(faces, dtype=np.int64).reshape(-1, 3, 3)
+    lines = np.array(face_lines, dtype=np.int64)
+    if bulk:
+        got, bulk_lines = _bulk_faces(path, bulk, bulk_slashes // 3 + 1, bulk_info)
+        all_faces = np.concatenate([got, all_faces])
+        lines = np.concatenate([bulk_lines, lines])
+    # file order decides which face wins where faces overlap in UV
+    all_faces = all_faces[np.argsort(lines, kind="stable")]
 
     def numbers(rows: list[list[str]], what: str, n: int) -> np.ndarray:
         try:
@@ -118,7 +142,33 @@ def parse_obj(path: str | Path) -> dict:
         return arr
 
     return {"v": numbers(v, "v", 3), "vt": numbers(vt, "vt", 2), "vn": numbers(vn, "vn", 3),
-            "faces": np.array(faces, dtype=np.int64).reshape(-1, 3, 3), "mtllib": mtllib}
+            "faces": all_faces, "mtllib": mtllib}
+
+
+def _bulk_faces(path: Path, tokens: list[str], fields: int,
+                info: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles from corner tokens ``a/b`` (``fields`` 2) or ``a/b/c`` (3) with positive
+    1-based indices: (F, 3, 3) 0-based (v, vt, vn; vn -1 when absent) and their lines.
+    Checks every index against what was defined before its line, as the face-by-face
+    parser does."""
+    known = np.array(info, dtype=np.int64)  # (F, 4): line, v, vt, vn counts
+    try:
+        idx = np.array("/".join(tokens).split("/"), dtype=np.int64).reshape(-1, 3, fields)
+    except ValueError:
+        raise ScrollError(f"{path}: a face line holds an index that is not an integer"
+                          ) from None
+    names = ("vertex", "texture coordinate", "normal")
+    for f in range(fields):
+        count = known[:, 1 + f, None]
+        bad = (idx[:, :, f] < 1) | (idx[:, :, f] > count)
+        if bad.any():
+            face, corner = np.argwhere(bad)[0]
+            raise ScrollError(f"{path}: line {known[face, 0]}: face refers to {names[f]} "
+                              f"{idx[face, corner, f]}, only {known[face, 1 + f]} defined "
+                              "before it")
+    out = np.full((idx.shape[0], 3, 3), -1, dtype=np.int64)
+    out[:, :, :fields] = idx - 1
+    return out, known[:, 0]
 
 
 def texture_size(obj_path: Path, mtllib: str | None) -> tuple[tuple[int, int], Path] | None:
@@ -278,22 +328,27 @@ class ObjSurface:
         use = (nu > 0) & (nv > 0)
         faces, lo, nu, nv = faces[use], lo[use], nu[use], nv[use]
         count = nu * nv
-        # every pixel of every candidate face's box, faces in file order
-        which = np.repeat(np.arange(faces.size), count)
-        k = np.arange(which.size, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        pu = (lo[which, 0] + k % nu[which]).astype(np.float64)
-        pv = (lo[which, 1] + k // nu[which]).astype(np.float64)
-        f = faces[which]
-        du, dv = pu - self._uv0[f, 0], pv - self._uv0[f, 1]
-        inv = self._inv[f]
-        l1 = inv[:, 0] * du + inv[:, 1] * dv
-        l2 = inv[:, 2] * du + inv[:, 3] * dv
-        l0 = 1.0 - l1 - l2
-        inside = (l0 >= -EDGE) & (l1 >= -EDGE) & (l2 >= -EDGE)
-        pixel = (pv.astype(np.int64) - v0) * cols + (pu.astype(np.int64) - u0)
-        pixel, first = np.unique(pixel[inside], return_index=True)  # first face wins
-        sel = np.flatnonzero(inside)[first]
-        f, w1, w2 = f[sel], l1[sel, None], l2[sel, None]
+        # every pixel of every candidate face's box, faces in file order; per-face values
+        # are repeated (cheaper than gathering them per pixel)
+        k = np.arange(int(count.sum()), dtype=np.float64)
+        k -= np.repeat((np.cumsum(count) - count).astype(np.float64), count)
+        width = np.repeat(nu.astype(np.float64), count)
+        row = np.floor((k + 0.5) / width)  # exact: small integers in float64
+        pu = k - row * width
+        pu += np.repeat(lo[:, 0].astype(np.float64), count)
+        pv = row + np.repeat(lo[:, 1].astype(np.float64), count)
+        inv, uv0 = self._inv[faces], self._uv0[faces]
+        du = pu - np.repeat(uv0[:, 0], count)
+        dv = pv - np.repeat(uv0[:, 1], count)
+        l1 = np.repeat(inv[:, 0], count) * du + np.repeat(inv[:, 1], count) * dv
+        l2 = np.repeat(inv[:, 2], count) * du + np.repeat(inv[:, 3], count) * dv
+        inside = (l1 >= -EDGE) & (l2 >= -EDGE) & (l1 + l2 <= 1.0 + EDGE)
+        where = np.flatnonzero(inside)
+        pixel = (pv[where].astype(np.int64) - v0) * cols + (pu[where].astype(np.int64) - u0)
+        pixel, first = np.unique(pixel, return_index=True)  # the first face listed wins
+        sel = where[first]
+        f = faces[np.searchsorted(np.cumsum(count), sel, side="right")]
+        w1, w2 = l1[sel, None], l2[sel, None]
         # p0 + l1 (p1 - p0) + l2 (p2 - p0): exactly p0 where the corners agree (a mesh
         # lying on a slice stays on it, not a rounding error beside it)
         c = self._corners[f]

@@ -208,30 +208,33 @@ class Tifxyz:
 
     def positions(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """Interpolated positions of render rows ``r0:r1`` x columns ``c0:c1`` (any
-        integers, also outside the render): float64 ``(rows, cols, 3)`` (x, y, z; 0 where
-        invalid) and bool ``(rows, cols)``, True where the position is defined."""
+        integers, also outside the render): float64 ``(3, rows, cols)`` (x, y, z planes;
+        0 where undefined) and bool ``(rows, cols)``, True where the position is defined.
+        """
         sx, sy = self.scale
         jl, jh, fr, ok_r = _axis(self.height, r0, r1, sy, self.grid_height)
         il, ih, fc, ok_c = _axis(self.width, c0, c1, sx, self.grid_width)
-        valid = self.valid
-        up, right = (fr > 0)[:, None], (fc > 0)[None, :]
-        ok = ok_r[:, None] & ok_c[None, :] & valid[jl[:, None], il[None, :]]
-        ok &= ~up | valid[jh[:, None], il[None, :]]
-        ok &= ~right | valid[jl[:, None], ih[None, :]]
-        ok &= ~(up & right) | valid[jh[:, None], ih[None, :]]
-        pts = self.points
-        wr, wc = fr[:, None, None], fc[None, :, None]
-
-        def corner(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return pts[rows[:, None], cols[None, :]].astype(np.float64)
-
-        # a + (b - a) * t is exactly a where a == b: a surface lying on a slice (say the
-        # volume's last one) stays exactly on it instead of a rounding error off it
-        top, bottom = corner(jl, il), corner(jh, il)
-        top += (corner(jl, ih) - top) * wc
-        bottom += (corner(jh, ih) - bottom) * wc
-        pos = top + (bottom - top) * wr
-        pos[~ok] = 0.0
+        # bilinear is separable: first along the columns on the few grid rows the tile
+        # touches, then along the rows
+        rows, index = np.unique(np.concatenate([jl, jh]), return_inverse=True)
+        lo, hi = index[:jl.size], index[jl.size:]
+        grid = self.points[rows]  # (k, W, 3)
+        bad = ~self.valid[rows]
+        right = fc > 0
+        # a vertex takes part iff its weight is non-zero
+        bad_c = bad[:, il] | (right & bad[:, ih])
+        bad_rc = bad_c[lo] | ((fr > 0)[:, None] & bad_c[hi])
+        ok = ok_r[:, None] & ok_c[None, :] & ~bad_rc
+        pos = np.empty((3, jl.size, il.size), dtype=np.float64)
+        for a in range(3):
+            g = grid[:, :, a]
+            left = g[:, il].astype(np.float64)
+            # a + (b - a) * t is exactly a where a == b: a surface lying on a slice (say
+            # the volume's last one) stays on it instead of a rounding error beside it
+            along = left + (g[:, ih] - left) * fc
+            top = along[lo]
+            pos[a] = top + (along[hi] - top) * fr[:, None]
+        pos[:, ~ok] = 0.0
         return pos, ok
 
     def read_tile(self, v0: int, v1: int, u0: int, u1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -246,33 +249,43 @@ class Tifxyz:
                              f"{self.width}x{self.height} surface")
         # one pixel of halo on every side for the differences
         pos, ok = self.positions(v0 - 1, v1 + 1, u0 - 1, u1 + 1)
-        d_c = _difference(pos, ok, axis=1)[1:-1]
-        d_r = _difference(pos, ok, axis=0)[:, 1:-1]
-        have = ok[1:-1, 1:-1] & ~np.isnan(d_c[..., 0]) & ~np.isnan(d_r[..., 0])
-        normal = np.cross(d_c, d_r)
-        length = np.linalg.norm(normal, axis=-1)
-        mapped = have & (length > 0)
+        d_c, have_c = _difference(pos[:, 1:-1], ok[1:-1], axis=2)
+        d_r, have_r = _difference(pos[:, :, 1:-1], ok[:, 1:-1], axis=1)
+        normal = np.empty_like(d_c)
+        normal[0] = d_c[1] * d_r[2] - d_c[2] * d_r[1]
+        normal[1] = d_c[2] * d_r[0] - d_c[0] * d_r[2]
+        normal[2] = d_c[0] * d_r[1] - d_c[1] * d_r[0]
+        length = np.sqrt(normal[0] ** 2 + normal[1] ** 2 + normal[2] ** 2)
+        mapped = ok[1:-1, 1:-1] & have_c & have_r & (length > 0)
         out = np.zeros((v1 - v0, u1 - u0, 6), dtype=np.float64)
-        out[..., 0:3] = pos[1:-1, 1:-1]
-        np.divide(normal, length[..., None], out=out[..., 3:6], where=mapped[..., None])
+        for a in range(3):
+            out[..., a] = pos[a, 1:-1, 1:-1]
+            np.divide(normal[a], length, out=out[..., 3 + a], where=mapped)
         out[~mapped] = 0.0
         return out, mapped
 
 
-def _difference(pos: np.ndarray, ok: np.ndarray, axis: int) -> np.ndarray:
-    """dP along ``axis`` (0 = rows, 1 = columns) at the interior of that axis: central
-    where both neighbours are defined, one-sided where one is, NaN where neither is.
-    The result has the length of ``pos`` minus 2 along ``axis``."""
-    def cut(a: np.ndarray, lo: int, hi: int | None) -> np.ndarray:
+def _difference(pos: np.ndarray, ok: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """dP along ``axis`` of the (3, rows, cols) planes ``pos`` at the interior of that
+    axis: central where both neighbours are defined, one-sided where one is. Returns the
+    differences (one shorter by 2 along ``axis``) and where they exist (bool; ``ok``'s
+    axis is ``axis - 1``)."""
+    def cut(a: np.ndarray, lo: int, hi: int | None, ax: int) -> np.ndarray:
         index = [slice(None)] * a.ndim
-        index[axis] = slice(lo, hi)
+        index[ax] = slice(lo, hi)
         return a[tuple(index)]
 
-    prev_p, here_p, next_p = cut(pos, 0, -2), cut(pos, 1, -1), cut(pos, 2, None)
-    prev_ok, next_ok = cut(ok, 0, -2)[..., None], cut(ok, 2, None)[..., None]
-    return np.where(prev_ok & next_ok, (next_p - prev_p) / 2.0,
-                    np.where(next_ok, next_p - here_p,
-                             np.where(prev_ok, here_p - prev_p, np.nan)))
+    prev_p, here_p, next_p = (cut(pos, 0, -2, axis), cut(pos, 1, -1, axis),
+                              cut(pos, 2, None, axis))
+    prev_ok, next_ok = cut(ok, 0, -2, axis - 1), cut(ok, 2, None, axis - 1)
+    d = (next_p - prev_p) * 0.5
+    both = prev_ok & next_ok
+    if not both.all():  # borders and holes: one-sided differences, few pixels
+        only = next_ok & ~prev_ok
+        d[:, only] = next_p[:, only] - here_p[:, only]
+        only = prev_ok & ~next_ok
+        d[:, only] = here_p[:, only] - prev_p[:, only]
+    return d, prev_ok | next_ok
 
 
 def write_tifxyz(directory: str | Path, points: np.ndarray, scale: tuple[float, float],
