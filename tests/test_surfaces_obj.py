@@ -193,3 +193,12 @@ def test_a_mesh_on_one_slice_stays_exactly_on_it(tmp_path):
     with open_surface(path) as surface:
         data, mapped = surface.read_tile(0, surface.height, 0, surface.width)
     assert mapped.sum() > 300 and np.all(data[mapped][:, 2] == 21.0)
+
+
+def test_a_huge_render_is_read_tile_by_tile_without_render_sized_memory(tmp_path):
+    v, n = positions(), normals()
+    path = write_mesh(tmp_path / "m.obj", v, UV * 2000, n)  # 60,000 x 31,000 pixels
+    with open_surface(path) as surface:
+        assert (surface.width, surface.height) == (60_001, 31_001)
+        data, mapped = surface.read_tile(10_000, 10_050, 10_000, 10_040)
+    assert data.shape == (50, 40, 6) and mapped.all()

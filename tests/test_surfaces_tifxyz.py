@@ -213,3 +213,13 @@ def test_a_surface_on_one_slice_stays_exactly_on_it(tmp_path):
         data, mapped = surface.read_tile(0, surface.height, 0, surface.width)
     assert mapped.sum() == 81 * 121
     assert np.all(data[mapped][:, 2] == 21.0)
+
+
+def test_a_huge_render_is_read_tile_by_tile_without_render_sized_memory(tmp_path):
+    """A 50 x 60 grid at scale 0.001 renders to 50,000 x 60,000 pixels (144 GB as .ppm
+    data): a tile must cost only its own pixels."""
+    write_tifxyz(tmp_path / "s", wavy_grid(50, 60), (0.001, 0.001))
+    with open_surface(tmp_path / "s") as surface:
+        assert (surface.height, surface.width) == (50_000, 60_000)
+        data, mapped = surface.read_tile(31_000, 31_050, 45_000, 45_040)
+    assert data.shape == (50, 40, 6) and mapped.all()
