@@ -157,6 +157,8 @@ BAD = {
     "index zero": (GOOD + "f 0/1 2/2 3/3\n", "face refers to vertex 0"),
     "not a number": (GOOD.replace("v 5 0 1", "v 5 zero 1") + "f 1/1 2/2 3/3\n",
                      "a 'v' line holds something that is not a number"),
+    "face index not a number": (GOOD + "f 1/1 2/2 3/3\nf 1/1 2/x 3/3\n",
+                                "line 8: face index 'x' is not an integer"),
     "short v": (GOOD + "v 1 2\nf 1/1 2/2 3/3\n", "line 7: 'v' needs three numbers"),
     "two corners": (GOOD + "f 1/1 2/2\n", "a face needs three corners"),
     "unit uvs without size": ("v 0 0 1\nv 5 0 1\nv 0 5 1\nvt 0 0\nvt 1 0\nvt 0 1\n"

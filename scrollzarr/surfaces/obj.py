@@ -155,6 +155,13 @@ def _bulk_faces(path: Path, tokens: list[str], fields: int,
     try:
         idx = np.array("/".join(tokens).split("/"), dtype=np.int64).reshape(-1, 3, fields)
     except ValueError:
+        for n, token in enumerate(tokens):  # rare: find the line to name
+            for field in token.split("/"):
+                try:
+                    int(field)
+                except ValueError:
+                    raise ScrollError(f"{path}: line {info[n // 3][0]}: face index "
+                                      f"{field!r} is not an integer") from None
         raise ScrollError(f"{path}: a face line holds an index that is not an integer"
                           ) from None
     names = ("vertex", "texture coordinate", "normal")
