@@ -313,3 +313,16 @@ def test_make_sample_writes_the_segment_in_every_format(tmp_path):
     assert sizes["segment_tifxyz_1"] == (h, w)
     assert sizes["segment_tifxyz"] == (20 * math.ceil(h / 20), 20 * math.ceil(w / 20))
     assert sizes["segment.obj"] == (20 * ((h - 1) // 20) + 1, 20 * ((w - 1) // 20) + 1)
+
+
+def test_a_mirroring_transform_keeps_normals_on_the_same_side_of_the_surface(tmp_path):
+    """Through the inverse transpose a normal keeps pointing to the side it pointed to:
+    the mapped normal and the mapped displacement along the old normal agree."""
+    data, _, _ = analytic_segment()
+    write_ppm(tmp_path / "s.ppm", data)
+    mirror = np.array([[-1.0, 0, 0, 200], [0, 1, 0, 0], [0, 0, 1, 0]])
+    tf = write_json(tmp_path / "m.json", {"transformation_matrix": mirror.tolist()})
+    with open_surface(tmp_path / "s.ppm", transform=tf) as surface:
+        got, _ = surface.read_tile(0, 9, 0, 11)
+    moved = data[..., 3:6] @ mirror[:, :3].T  # where "one voxel along the normal" goes
+    assert np.all((got[..., 3:6] * moved).sum(axis=-1) > 0.5)
