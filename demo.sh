@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a virtual environment (.venv) and run the main job on the built-in synthetic
-# scroll: make the slices and a segment, convert them to OME-Zarr, render the segment's
-# layers. Usage: bash demo.sh [OUT_DIR]   (default ./sample)
+# scroll: make the slices and a segment (.ppm, tifxyz, .obj), convert them to OME-Zarr,
+# render the segment's layers (from the .ppm and the tifxyz).
+# Usage: bash demo.sh [OUT_DIR]   (default ./sample)
 # SAMPLE_SHAPE=Z,Y,X picks the volume size (default 256,512,512, 128 MB of slices);
 # DEMO_PYTHON=/path/to/python skips the virtual environment and uses that interpreter.
 # OUT_DIR is created with a marker file (.scrollzarr-demo); a later run deletes only what
@@ -54,5 +55,13 @@ echo "== converting to OME-Zarr: $OUT/scroll.zarr"
 if [ -f ppm_to_layers.py ] && [ -f "$OUT/segment.ppm" ]; then
   echo "== rendering the segment's layers: $OUT/layers"
   "$PY" ppm_to_layers.py "$OUT/segment.ppm" "$OUT/scroll.zarr" "$OUT/layers" "$OUT/stack.tif"
+fi
+# the same segment as VC3D saves it (tifxyz, one vertex every 20 voxels), when this
+# ppm_to_layers.py reads surfaces other than .ppm (it then has --flip_normals)
+if [ -f ppm_to_layers.py ] && [ -d "$OUT/segment_tifxyz" ] \
+    && [[ $("$PY" ppm_to_layers.py --help) == *--flip_normals* ]]; then
+  echo "== rendering the tifxyz segment's layers: $OUT/layers_tifxyz"
+  "$PY" ppm_to_layers.py "$OUT/segment_tifxyz" "$OUT/scroll.zarr" "$OUT/layers_tifxyz" \
+    "$OUT/stack_tifxyz.tif"
 fi
 echo "== done. View it:  $PY serve_ome.py $OUT/scroll.zarr --neuroglancer"

@@ -1,4 +1,5 @@
-"""A segment on the synthetic scroll of :mod:`scrollzarr.sample`, written as a .ppm.
+"""A segment on the synthetic scroll of :mod:`scrollzarr.sample`, written as a .ppm
+(and, by :func:`write_sample_surfaces`, also as tifxyz and .obj).
 
 The segment follows the centre line of one winding of the spiral sheet: ``u`` runs along
 the spiral (one pixel per voxel of arc length), ``v`` along the scroll axis z (one pixel
@@ -31,6 +32,17 @@ def write_sample_segment(ppm_path: str | Path, shape: tuple[int, int, int],
     Returns the expected ink, a bool array of shape ``(height, width)``: True where
     ``sample.ink`` marks the pixel's (theta, z) as inked.
     """
+    data, ink = sample_segment(shape, winding, width, height, z0, theta0)
+    write_ppm(ppm_path, data, comment=f"synthetic scroll {shape}, winding {winding}")
+    return ink
+
+
+def sample_segment(shape: tuple[int, int, int], winding: int = 2, width: int | None = None,
+                   height: int | None = None, z0: int = 0,
+                   theta0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The segment of :func:`write_sample_segment` without writing it: ``(data, ink)``,
+    ``data`` float64 ``(height, width, 6)`` = ``(x, y, z, nx, ny, nz)`` per pixel in
+    voxels, ``ink`` bool ``(height, width)``."""
     g = sample.geometry(shape)
     pitch = g["pitch"]
     dr = pitch / (2 * math.pi)  # dr / dtheta of the spiral
@@ -71,6 +83,50 @@ def write_sample_segment(ppm_path: str | Path, shape: tuple[int, int, int],
     data[:, :, 2] = z[:, None]
     data[:, :, 3] = nx[None, :]
     data[:, :, 4] = ny[None, :]
-    write_ppm(ppm_path, data, comment=f"synthetic scroll {shape}, winding {winding}")
     theta = np.mod(tau_u, 2 * math.pi)
-    return sample.ink(theta[None, :], z[:, None])
+    return data, sample.ink(theta[None, :], z[:, None])
+
+
+#: Grid scales of the sample's tifxyz surfaces: VC3D's usual one vertex every 20 voxels,
+#: and one vertex per voxel.
+SAMPLE_TIFXYZ_SCALES = (0.05, 1.0)
+
+
+def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
+                          winding: int = 2, width: int | None = None,
+                          height: int | None = None, z0: int = 1,
+                          theta0: float = 0.0) -> tuple[dict[str, Path], np.ndarray]:
+    """Write the sample segment in every surface format into ``out_dir``.
+
+    ``segment.ppm``; ``segment_tifxyz/`` (scale 0.05: the vertex of grid (j, i) is .ppm
+    pixel (20 j, 20 i)); ``segment_tifxyz_1/`` (scale 1.0: every .ppm pixel a vertex);
+    ``segment.obj`` (the 0.05 grid as triangles with pixel UVs and the .ppm's normals as
+    ``vn``, as VC3D's tifxyz-to-obj writes it). Rendered, each gives the .ppm's pixel grid
+    (the 0.05 ones up to their last vertex row and column; they are left out when the
+    segment is too small for two vertex rows and columns, under 21 pixels). ``z0`` defaults to 1 because
+    tifxyz treats ``Z <= 0`` as invalid: a segment starting at slice 0 would lose its first
+    row. Returns ``({"ppm" | "tifxyz" | "tifxyz_1" | "obj": path}, ink)``.
+    """
+    from .surfaces.obj import write_obj
+    from .surfaces.tifxyz import write_tifxyz
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data, ink = sample_segment(shape, winding, width, height, z0, theta0)
+    paths = {"ppm": out / "segment.ppm", "tifxyz": out / "segment_tifxyz",
+             "tifxyz_1": out / "segment_tifxyz_1", "obj": out / "segment.obj"}
+    write_ppm(paths["ppm"], data, comment=f"synthetic scroll {shape}, winding {winding}")
+    for scale, key in zip(SAMPLE_TIFXYZ_SCALES, ("tifxyz", "tifxyz_1")):
+        step = round(1 / scale)
+        grid = data[::step, ::step]
+        if min(grid.shape[:2]) < 2:  # a single vertex row or column renders nothing
+            del paths[key]
+            if key == "tifxyz":
+                del paths["obj"]
+            continue
+        write_tifxyz(paths[key], grid[..., 0:3], (scale, scale),
+                     meta={"source": f"synthetic scroll {list(shape)}, winding {winding}"})
+        if key == "tifxyz":  # the tifxyz's float32 vertices: both hold the same grid
+            write_obj(paths["obj"], grid[..., 0:3].astype(np.float32), (scale, scale),
+                      normals=grid[..., 3:6])
+    return paths, ink

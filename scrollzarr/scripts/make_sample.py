@@ -2,8 +2,11 @@
 
     python make_sample.py OUT_DIR [--shape Z,Y,X] [--compression lzw]
 
-Writes OUT_DIR/slices/00000.tif ... (uint16, one per z) and OUT_DIR/segment.ppm, a
-surface lying on one winding of the rolled sheet (see scrollzarr/sample.py).
+Writes OUT_DIR/slices/00000.tif ... (uint16, one per z) and a segment lying on one
+winding of the rolled sheet (see scrollzarr/sample.py) in every surface format the
+renderer reads: OUT_DIR/segment.ppm, OUT_DIR/segment_tifxyz/ (tifxyz, one vertex every
+20 voxels), OUT_DIR/segment_tifxyz_1/ (tifxyz, one vertex per voxel) and
+OUT_DIR/segment.obj (the 20-voxel grid as a mesh with pixel UVs).
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ def main(args: argparse.Namespace) -> None:
         from .. import segment
     except ImportError:
         return
-    segment.write_sample_segment(out / "segment.ppm", args.shape)
-    cli.note(f"wrote {z} slices of {x}x{y} to {slices} and {out / 'segment.ppm'}",
-             args.quiet)
+    paths, _ = segment.write_sample_surfaces(out, args.shape)
+    cli.note(f"wrote {z} slices of {x}x{y} to {slices} and the segment as "
+             f"{', '.join(str(p) for p in paths.values())}", args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
