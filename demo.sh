@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 # OUT_DIR is relative to the directory the demo is started from (resolved before the cd)
 OUT=$(realpath -m -- "${1:-$HERE/sample}")
 MARK=.scrollzarr-demo
-PRODUCTS="slices segment.ppm scroll.zarr layers stack.tif"
+PRODUCTS="slices segment.ppm segment_tifxyz segment_tifxyz_1 segment.obj scroll.zarr layers stack.tif layers_tifxyz stack_tifxyz.tif"
 cd "$HERE"
 # refused before anything is set up or written
 case "$HERE/" in
