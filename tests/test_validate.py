@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +27,9 @@ def codes(findings, severity=None):
     return sorted({f.code for f in findings if severity in (None, f.severity)})
 
 
-def validate(location, *args):
+def validate(location, *args, env=None):
     """Run the script; return (exit code, stdout lines, stderr)."""
-    proc = run_script("validate_ome.py", location, *args)
+    proc = run_script("validate_ome.py", location, *args, env=env)
     return proc.returncode, proc.stdout.splitlines(), proc.stderr
 
 
@@ -325,20 +328,87 @@ def test_store_object_and_http_location(converted, tmp_path):
         server.stop()
 
 
-def test_http_store_with_a_chunkless_level(converted, tmp_path):
+class _NoListingHandler(serve._FileHandler):
+    """A static server without directory listings (as most web servers are set up)."""
+
+    def _send_listing(self, directory, head):
+        self._send_error(404, "not found", head)
+
+
+class NoListingServer(serve.StoreServer):
+    handler_class = _NoListingHandler
+
+
+def chunkless_level_1(converted, tmp_path) -> Path:
     path = tmp_path / "s.zarr"
     shutil.copytree(converted["v2"], path)
     for sub in (path / "1").iterdir():
         if sub.is_dir():
             shutil.rmtree(sub)
-    server = serve.StoreServer(tmp_path)
+    return path
+
+
+@pytest.mark.parametrize("server_class, expected", [
+    (serve.StoreServer, [("1", "error", "level-no-chunks")]),
+    # without listings only probing is left: absence of probed chunks is not proof
+    (NoListingServer, [("1", "warning", "chunks-unlisted")]),
+])
+def test_http_store_with_a_chunkless_level(converted, tmp_path, server_class, expected):
+    chunkless_level_1(converted, tmp_path)
+    shutil.copytree(converted["v3"], tmp_path / "good.zarr")
+    server = server_class(tmp_path)
     server.start()
     try:
         findings = validate_store(server.url + "s.zarr")
+        assert validate_store(server.url + "good.zarr") == []
     finally:
         server.stop()
-    assert [(f.level, f.code) for f in findings] in (
-        [("1", "level-no-chunks")], [("1", "chunks-unlisted")])
+    assert [(f.level, f.severity, f.code) for f in findings] == expected
+
+
+@pytest.fixture
+def s3_env(tmp_path):
+    """A moto S3 server on 127.0.0.1 with a bucket "scrolls"; yields the environment
+    that points s3fs at it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "moto.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                             "-p", str(port)], stdout=log, stderr=log)
+    log.close()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "moto failed"
+                time.sleep(0.1)
+        import boto3
+        boto3.client("s3", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
+                     aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="scrolls")
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_s3_store_with_a_chunkless_level(converted, tmp_path, s3_env):
+    import s3fs
+
+    path = chunkless_level_1(converted, tmp_path)
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={
+        "endpoint_url": s3_env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"})
+    fs.put(str(path), "scrolls/s.zarr", recursive=True)
+    code, out, err = validate("s3://scrolls/s.zarr", env=s3_env)
+    assert code == 1, err
+    assert out == ["1 error level-no-chunks: array metadata but no chunk, while level 0 "
+                   "has chunks"]
 
 
 def test_help_names_the_options():
