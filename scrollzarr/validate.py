@@ -54,9 +54,9 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from itertools import product
+from itertools import islice, product
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import zarr
@@ -71,6 +71,8 @@ ERROR, WARNING = "error", "warning"
 
 #: Most list_dir calls spent looking for one chunk of a level (the search is bounded).
 LIST_BUDGET = 200
+#: Chunks read at once by --deep (zarr releases the GIL while decoding).
+READ_THREADS = 4
 #: Most chunk-corrupt findings per level; the rest are counted in one more finding.
 MAX_CHUNK_FINDINGS = 20
 #: Names other tools write for our kernels (multiscales[].type or metadata.method).
@@ -119,14 +121,15 @@ def open_location(location: str | Path) -> Store:
 
 
 def validate_store(store: Store | str | Path, deep: bool = False, seed: int = 0,
-                   samples: int = 4, progress: Callable[[Any], Any] | None = None
+                   samples: int = 4,
+                   progress: Callable[[Iterable, int], Iterable] | None = None
                    ) -> list[Finding]:
     """Check the OME-Zarr at ``store`` (a zarr Store, or a location for
     :func:`open_location`) and return what is wrong, store-wide findings first.
 
     ``deep`` reads every chunk of every level and recomputes ``samples`` blocks (level
     chunks, chosen with ``seed`` among non-empty ones) of each level from the level above.
-    ``progress`` wraps an iterable of chunk regions to show progress (e.g. tqdm).
+    ``progress(iterable, total)`` wraps each level's chunk reads to show progress (tqdm).
     """
     if not isinstance(store, Store):
         store = open_location(store)
@@ -496,7 +499,8 @@ def _regions(array: zarr.Array) -> Iterator[tuple[tuple[int, ...], tuple[slice, 
 
 
 def _check_deep(levels: list[_Level], seed: int, samples: int,
-                progress: Callable[[Any], Any] | None, findings: list[Finding]) -> None:
+                progress: Callable[[Iterable, int], Iterable] | None,
+                findings: list[Finding]) -> None:
     """Read every chunk (decode errors per chunk), then recompute sampled blocks."""
     nonempty = {lv.path: _read_all(lv, progress, findings) for lv in levels}
     rng = np.random.default_rng(seed)
@@ -518,7 +522,7 @@ def _check_deep(levels: list[_Level], seed: int, samples: int,
             _check_block(above, lv, candidates[i], findings)
 
 
-def _read_all(level: _Level, progress: Callable[[Any], Any] | None,
+def _read_all(level: _Level, progress: Callable[[Iterable, int], Iterable] | None,
               findings: list[Finding]) -> list[tuple[int, ...]]:
     """Read every chunk of ``level``; return the coordinates of the non-empty ones.
     Chunks that fail to decode are reported, up to :data:`MAX_CHUNK_FINDINGS` each."""
@@ -530,13 +534,14 @@ def _read_all(level: _Level, progress: Callable[[Any], Any] | None,
         try:
             return coords, bool(np.any(array[region] != fill)), None
         except Exception as exc:  # codecs raise many types for bad bytes
-            return coords, False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            return coords, False, f"{type(exc).__name__}: {first}"
 
-    items = list(_regions(array))
     nonempty, corrupt = [], set()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = pool.map(read, items)
-        for coords, filled, error in (progress(results) if progress else results):
+    total = int(np.prod([-(-n // c) for n, c in zip(array.shape, array.chunks)]))
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        results = _batched_map(pool, read, _regions(array))
+        for coords, filled, error in (progress(results, total) if progress else results):
             if error is not None:
                 corrupt.add(coords)
                 if len(corrupt) <= MAX_CHUNK_FINDINGS:
@@ -551,6 +556,17 @@ def _read_all(level: _Level, progress: Callable[[Any], Any] | None,
                                 f"{len(corrupt) - MAX_CHUNK_FINDINGS} more chunks do not "
                                 "decode"))
     return nonempty
+
+
+def _batched_map(pool: ThreadPoolExecutor, function: Callable, items: Iterator,
+                 batch: int = 256) -> Iterator:
+    """``pool.map`` a batch at a time: a level of a scroll has ~10^5 chunks, and futures
+    for all of them at once would cost more memory than the chunks being read."""
+    while True:
+        chunk = list(islice(items, batch))
+        if not chunk:
+            return
+        yield from pool.map(function, chunk)
 
 
 def _outer(array: zarr.Array, coords: tuple[int, ...]) -> tuple[int, ...]:

@@ -87,7 +87,8 @@ def edit_attrs(path: Path, change) -> None:
 
 
 def chunk_files(level_dir: Path) -> list[Path]:
-    return sorted(p for p in level_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in level_dir.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
 
 
 # ------------------------------------------------------------------------ correct stores
@@ -256,7 +257,8 @@ def test_directory_without_zarr_metadata_is_reported(tmp_path):
 def test_missing_location_is_one_error_line(tmp_path):
     code, out, err = validate(tmp_path / "nothing.zarr")
     assert code == 1 and out == []
-    assert err.strip().splitlines() == [f"error: {tmp_path / 'nothing.zarr'}: no such directory"]
+    missing = tmp_path / "nothing.zarr"
+    assert err.strip().splitlines() == [f"error: {missing}: no such directory"]
 
 
 def test_levels_are_found_through_dataset_paths(tmp_path, volume):
