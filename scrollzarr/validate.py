@@ -318,7 +318,7 @@ def _check_levels(store: Store, zarr_format: int, ms: dict,
             array = zarr.open_array(store, path=path, mode="r", zarr_format=zarr_format)
         except Exception as exc:  # unknown codec, bad metadata: zarr raises many types
             findings.append(Finding(path, ERROR, "level-unreadable",
-                                    f"zarr cannot open {key}: {type(exc).__name__}: {exc}"))
+                                    f"zarr cannot open {key}: {_one_line(exc)}"))
             continue
         try:
             scale, translation = ngff.transforms(dataset)
@@ -400,6 +400,12 @@ def _check_translation(first: _Level, level: _Level, factor: list[float],
         findings.append(Finding(level.path, WARNING, "translation-offset",
                                 f"{level.method} level translated by {_fmt(shift)} level-0 "
                                 f"voxels: its voxels are picked, not averaged, and need none"))
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: findings are one line each."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _fmt(values: list[float]) -> str:
@@ -534,8 +540,7 @@ def _read_all(level: _Level, progress: Callable[[Iterable, int], Iterable] | Non
         try:
             return coords, bool(np.any(array[region] != fill)), None
         except Exception as exc:  # codecs raise many types for bad bytes
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            return coords, False, f"{type(exc).__name__}: {first}"
+            return coords, False, _one_line(exc)
 
     nonempty, corrupt = [], set()
     total = int(np.prod([-(-n // c) for n, c in zip(array.shape, array.chunks)]))

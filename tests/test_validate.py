@@ -418,3 +418,68 @@ def test_help_names_the_options():
     assert proc.returncode == 0
     for option in ("--deep", "--seed", "--samples", "--json", "--quiet"):
         assert option in proc.stdout
+
+
+# ------------------------------------------------------------------- the remaining codes
+
+def test_level_metadata_that_is_not_json_is_an_error(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume)
+    (path / "1" / ".zarray").write_text("{not json")
+    assert [(f.level, f.code) for f in validate_store(path)] == [("1", "metadata-unreadable")]
+
+
+def test_chunk_shape_drifting_between_levels_is_a_warning(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume, nlevels=2)
+    level1 = zarr.open_array(str(path / "1"), mode="r")[:]
+    arr = zarr.create_array(str(path / "1"), shape=level1.shape, chunks=(8, 8, 8),
+                            dtype=level1.dtype, zarr_format=2, compressors=None,
+                            chunk_key_encoding={"name": "v2", "separator": "."},
+                            fill_value=0, overwrite=True)
+    arr[:] = level1
+    findings = validate_store(path, deep=True)
+    assert [(f.level, f.severity, f.code) for f in findings] == [
+        ("1", "warning", "layout-drift")]
+    assert "chunks [8, 8, 8]" in findings[0].message and "chunk_key" in findings[0].message
+
+
+def test_level_with_other_dimensions_than_axes_is_an_error(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume, nlevels=2)
+    store.create_array(path / "1", (2, 3, 4), CHUNK, np.uint16)  # 3-D still: rewrite meta
+    meta = json.loads((path / "1" / ".zarray").read_text())
+    meta.update(shape=[2, 3], chunks=[CHUNK, CHUNK])
+    (path / "1" / ".zarray").write_text(json.dumps(meta))
+    assert [(f.level, f.code) for f in validate_store(path)] == [("1", "ndim-mismatch")]
+
+
+def test_unknown_method_and_other_axes_are_warnings(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume, nlevels=2)
+
+    def change(ms):
+        ms["axes"][0]["name"] = "t"
+        ms["type"] = "lanczos"
+        ms["metadata"] = {}
+    edit_attrs(path, change)
+    assert [(f.severity, f.code) for f in validate_store(path, deep=True)] == [
+        ("warning", "axes-not-zyx"), ("warning", "method-unknown")]
+    assert validate(path)[0] == 0
+
+
+def test_deep_leaves_levels_with_a_scale_ratio_other_than_2_unchecked(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume, nlevels=3)
+    edit_attrs(path, lambda ms: (ms["datasets"].pop(1),
+                                 ms["metadata"]["algorithms"].pop(1)))
+    assert validate_store(path) == []
+    assert [(f.level, f.code) for f in validate_store(path, deep=True)] == [
+        ("2", "pyramid-unchecked")]
+
+
+def test_deep_names_the_shard_holding_a_corrupt_chunk(converted, tmp_path):
+    path = tmp_path / "v3.zarr"
+    shutil.copytree(converted["v3"], path)
+    shard = path / "1" / "c" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[:64] = bytes(64)  # zstd frames of the first inner chunk no longer decode
+    shard.write_bytes(bytes(data))
+    findings = validate_store(path, deep=True)
+    assert {f.code for f in findings} == {"chunk-corrupt"}
+    assert all(f.level == "1" and "key 1/c/0/0/0" in f.message for f in findings)
