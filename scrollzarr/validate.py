@@ -115,21 +115,24 @@ def open_location(location: str | Path) -> Store:
         except Exception as exc:  # fsspec raises many types for a bad URL or protocol
             raise ScrollError(f"{text}: cannot open ({type(exc).__name__}: {exc})") from None
     path = Path(text)
-    if not path.is_dir():
+    if not path.exists():
         raise ScrollError(f"{text}: no such directory")
+    if not path.is_dir():
+        raise ScrollError(f"{text}: not a directory (an OME-Zarr store is one)")
     return zarr.storage.LocalStore(path, read_only=True)
 
 
 def validate_store(store: Store | str | Path, deep: bool = False, seed: int = 0,
                    samples: int = 4,
-                   progress: Callable[[Iterable, int], Iterable] | None = None
+                   progress: Callable[[Iterable, int, str], Iterable] | None = None
                    ) -> list[Finding]:
     """Check the OME-Zarr at ``store`` (a zarr Store, or a location for
     :func:`open_location`) and return what is wrong, store-wide findings first.
 
     ``deep`` reads every chunk of every level and recomputes ``samples`` blocks (level
     chunks, chosen with ``seed`` among non-empty ones) of each level from the level above.
-    ``progress(iterable, total)`` wraps each level's chunk reads to show progress (tqdm).
+    ``progress(iterable, total, label)`` wraps each level's chunk reads to show progress
+    (e.g. tqdm); ``label`` names the level.
     """
     if not isinstance(store, Store):
         store = open_location(store)
@@ -505,7 +508,7 @@ def _regions(array: zarr.Array) -> Iterator[tuple[tuple[int, ...], tuple[slice, 
 
 
 def _check_deep(levels: list[_Level], seed: int, samples: int,
-                progress: Callable[[Iterable, int], Iterable] | None,
+                progress: Callable[[Iterable, int, str], Iterable] | None,
                 findings: list[Finding]) -> None:
     """Read every chunk (decode errors per chunk), then recompute sampled blocks."""
     nonempty = {lv.path: _read_all(lv, progress, findings) for lv in levels}
@@ -528,7 +531,7 @@ def _check_deep(levels: list[_Level], seed: int, samples: int,
             _check_block(above, lv, candidates[i], findings)
 
 
-def _read_all(level: _Level, progress: Callable[[Iterable, int], Iterable] | None,
+def _read_all(level: _Level, progress: Callable[[Iterable, int, str], Iterable] | None,
               findings: list[Finding]) -> list[tuple[int, ...]]:
     """Read every chunk of ``level``; return the coordinates of the non-empty ones.
     Chunks that fail to decode are reported, up to :data:`MAX_CHUNK_FINDINGS` each."""
@@ -546,7 +549,9 @@ def _read_all(level: _Level, progress: Callable[[Iterable, int], Iterable] | Non
     total = int(np.prod([-(-n // c) for n, c in zip(array.shape, array.chunks)]))
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         results = _batched_map(pool, read, _regions(array))
-        for coords, filled, error in (progress(results, total) if progress else results):
+        if progress:
+            results = progress(results, total, f"level {level.path}")
+        for coords, filled, error in results:
             if error is not None:
                 corrupt.add(coords)
                 if len(corrupt) <= MAX_CHUNK_FINDINGS:

@@ -259,6 +259,10 @@ def test_missing_location_is_one_error_line(tmp_path):
     assert code == 1 and out == []
     missing = tmp_path / "nothing.zarr"
     assert err.strip().splitlines() == [f"error: {missing}: no such directory"]
+    (tmp_path / "file.zarr").write_text("")
+    code, out, err = validate(tmp_path / "file.zarr")
+    assert code == 1 and err.strip().splitlines() == [
+        f"error: {tmp_path / 'file.zarr'}: not a directory (an OME-Zarr store is one)"]
 
 
 def test_levels_are_found_through_dataset_paths(tmp_path, volume):
@@ -303,6 +307,18 @@ def test_deep_calls_a_difference_of_one_a_rounding_warning(tmp_path, volume):
     findings = validate_store(path, deep=True)
     assert codes(findings) == ["pyramid-rounding"]
     assert {f.severity for f in findings} == {"warning"}
+
+
+def test_deep_reports_progress_per_level(tmp_path, volume):
+    path = hand_made(tmp_path / "s.zarr", volume, nlevels=2)
+    seen = []
+
+    def progress(items, total, label):
+        items = list(items)
+        seen.append((label, total, len(items)))
+        return items
+    assert validate_store(path, deep=True, progress=progress) == []
+    assert seen == [("level 0", 27, 27), ("level 1", 8, 8)]
 
 
 def test_deep_sample_depends_on_seed_only(tmp_path, volume):

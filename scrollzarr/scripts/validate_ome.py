@@ -53,8 +53,8 @@ def main(args: argparse.Namespace) -> None:
     if args.deep and not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        def progress(items, total):
-            return tqdm(items, total=total, desc="reading chunks", unit="chunk", leave=False)
+        def progress(items, total, label):
+            return tqdm(items, total=total, desc=label, unit="chunk", leave=False)
     findings = validate_store(_open(args.store), deep=args.deep, seed=args.seed,
                               samples=args.samples, progress=progress)
     if args.json:
