@@ -12,6 +12,7 @@ import getpass
 import netrc
 import os
 import re
+import stat
 import sys
 import urllib.parse
 
@@ -60,6 +61,7 @@ def _netrc_entry(host: str, env) -> tuple[str, str] | None:
     path = env.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     if not os.path.isfile(path):
         return None
+    check_private(path)
     try:
         auth = netrc.netrc(path).authenticators(host)
     except netrc.NetrcParseError as exc:
@@ -71,6 +73,25 @@ def _netrc_entry(host: str, env) -> tuple[str, str] | None:
     if not auth or not auth[2]:
         return None
     return auth[0], auth[2]
+
+
+def check_private(path: str) -> None:
+    """Refuse a credentials file that others may read or change, as ftp and Python's
+    netrc do for ``~/.netrc`` (here for any netrc file we read): it must belong to
+    this user and have no group or other permission bits. Raises :class:`ScrollError`
+    naming the file, its mode and the fix."""
+    if os.name != "posix":
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ScrollError(f"{path}: cannot read it ({exc.strerror})") from None
+    if st.st_uid != os.getuid():
+        raise ScrollError(f"{path}: belongs to another user (uid {st.st_uid}); a file "
+                          "with passwords must be your own")
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ScrollError(f"{path}: group or others may read it (mode "
+                          f"{stat.S_IMODE(st.st_mode):04o}); run chmod 600 {path}")
 
 
 def basic_auth_header(user: str, password: str) -> str:
