@@ -209,13 +209,12 @@ class ProxyServer(ThreadedServer):
             request_timeout=10 * self.timeout)
         try:
             resp = await client.fetch(request, raise_error=False)
-        except Exception as exc:  # DNS, TLS, refused: the viewer gets 502
-            raise UpstreamError(502, f"{shown}: upstream unreachable "
-                                     f"({type(exc).__name__}: {exc})") from None
-        if resp.code == 599:  # no HTTP answer: connection failed, timed out or cut short
-            error = resp.error
+        except Exception as exc:  # DNS, TLS, refused, timed out, body cut short
             raise UpstreamError(502, f"{shown}: no complete answer from upstream "
-                                     f"({type(error).__name__}: {error})")
+                                     f"({type(exc).__name__}: {exc})") from None
+        if resp.code == 599:
+            raise UpstreamError(502, f"{shown}: no complete answer from upstream "
+                                     f"({type(resp.error).__name__}: {resp.error})")
         return resp
 
     def _answer(self, resp, shown: str, method: str) -> tuple[int, dict, bytes]:
