@@ -243,8 +243,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         if self.server.active >= self.server.max_concurrent:
-            self.set_header("Retry-After", "1")
-            raise tornado.web.HTTPError(503)
+            raise tornado.web.HTTPError(503)  # write_error adds Retry-After
         self.server.active += 1
         self._counted = True
         rng = self.request.headers.get("Range")
@@ -311,6 +310,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
+        if status_code == 503:
+            self.set_header("Retry-After", "1")
         self.finish(f"{status_code} {self._reason}\n")
 
     def log_exception(self, typ, value, tb) -> None:
