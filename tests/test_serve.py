@@ -738,6 +738,17 @@ def _busy_port():
     ("user_without_proxy", ["{tmp}/s.zarr", "--user", USER], 1, "need --proxy"),
     ("no_password", ["--proxy", "http://127.0.0.1:9/", "--user", USER], 1, "SCROLL_PASSWORD"),
     ("busy_port", ["{tmp}/s.zarr", "--port", "{busy}"], 1, "cannot listen"),
+    ("port_range", ["{tmp}/s.zarr", "--port", "70000"], 2, "--port: must be at most 65535"),
+    ("idle_nan", ["{tmp}/s.zarr", "--idle_timeout", "nan"], 2, "--idle_timeout/--idle-timeout: "
+                                                                "expected a finite number"),
+    ("idle_zero", ["{tmp}/s.zarr", "--idle_timeout", "0"], 2, "--idle-timeout: must be "
+                                                              "greater than 0"),
+    ("concurrent_zero", ["{tmp}/s.zarr", "--max_concurrent", "0"], 2, "--max-concurrent: "
+                                                                      "must be at least 1"),
+    ("cache_inf", ["--proxy", "http://127.0.0.1:9/", "--cache_gb", "inf"], 2, "--cache_gb"),
+    ("ttl_negative", ["--proxy", "http://127.0.0.1:9/", "--cache_404_ttl", "-1"], 2,
+     "--cache-404-ttl: must be at least 0"),
+    ("ttl_without_proxy", ["{tmp}/s.zarr", "--cache_404_ttl", "10"], 1, "need --proxy"),
 ])
 def test_script_reports_bad_input_in_one_line(tmp_path, case, args, code, message):
     (tmp_path / "empty").mkdir()

@@ -41,6 +41,8 @@ def home(tmp_path):
     (tmp_path / "scroll.zarr" / "1" / "9" / "8").symlink_to(tmp_path / ".netrc")
     (tmp_path / "scroll.zarr" / "1" / "9" / "7").symlink_to(
         tmp_path / "scroll.zarr" / JOURNAL / "params.json")
+    (tmp_path / "scroll.zarr" / "1" / "9" / "5").symlink_to(  # into a sibling store
+        tmp_path / "deep" / "v3.zarr" / "zarr.json")
     os.mkfifo(tmp_path / "scroll.zarr" / "0" / "fifo")
     os.mkfifo(tmp_path / "scroll.zarr" / "1" / "9" / "6")  # a FIFO named like a chunk
     return tmp_path, private
@@ -95,7 +97,8 @@ def test_refused_paths_get_no_cors_and_served_ones_do(home, running):
     root, _ = home
     server = running(serve.StoreServer(root))
     for path in (".netrc", "notes.txt", f"scroll.zarr/{JOURNAL}/params.json",
-                 "scroll.zarr/notes.txt", "scroll.zarr/1/9/8"):
+                 "scroll.zarr/notes.txt", "scroll.zarr/1/9/8", "scroll.zarr/1/9/7",
+                 "scroll.zarr/1/9/5"):
         status, headers, _ = get(server.url + path, {"Origin": "http://evil.example"})
         assert status == 404 and "Access-Control-Allow-Origin" not in headers, path
         status, headers, _ = get(server.url + path, method="OPTIONS", headers={
