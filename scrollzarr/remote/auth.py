@@ -29,7 +29,9 @@ def credentials(url: str, user: str | None, env: dict | None = None,
     The password comes from the environment variable ``SCROLL_PASSWORD``, else from the
     netrc file (``$NETRC`` or ``~/.netrc``) entry for the URL's host (its login is used
     when ``user`` is None, and must equal ``user`` otherwise), else, when stdin is a
-    terminal and ``user`` is given, from a prompt that does not echo. Returns None when
+    terminal and ``user`` is given, from a prompt that does not echo. A netrc file that
+    group or others may read, or that belongs to another user, is refused
+    (:func:`check_private`). Returns None when
     no user is given and no netrc entry exists (an upstream without a password). Raises
     :class:`ScrollError` when a user is given but no password can be found.
     """

@@ -6,7 +6,10 @@
 
 Prints the Neuroglancer source URL of every store (``zarr2://...`` or ``zarr3://...``),
 and with --neuroglancer the URL of a local viewer with the stores loaded; then serves
-until Ctrl-C. See README.md, "Viewing in Neuroglancer".
+until Ctrl-C. Only zarr metadata and chunk files inside stores are served (never
+dotfiles, the resume journal or other files); --max_concurrent bounds the requests
+served at once (more get 503), --idle_timeout closes idle connections. See README.md,
+"Viewing in Neuroglancer".
 """
 
 from __future__ import annotations

@@ -197,6 +197,12 @@ class ThreadedServer:
             except asyncio.TimeoutError:
                 pass
             await self.on_loop_stop()
+            # requests still waiting (on an upstream) end here, not as "Task was
+            # destroyed but it is pending" when the loop closes
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(STOP_TIMEOUT + 5)
