@@ -164,6 +164,11 @@ def test_handler_failure_is_one_line_without_debug_and_a_traceback_with_it(
     err = capfd.readouterr().err
     assert "broken on purpose" in err and "Traceback" not in err
     assert err.count("\n") == 1
+    debug = running(FailingServer(tmp_path, verbose=True))  # serve_ome.py --debug
+    status, _, body = get(debug.url + "s.zarr/.zgroup")
+    assert status == 500 and b"Traceback" not in body  # the traceback is for the terminal
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "broken on purpose" in err
 
 
 # --------------------------------------------------------------------------- fuzzing

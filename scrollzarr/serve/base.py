@@ -19,6 +19,7 @@ import logging
 import socket
 import sys
 import threading
+import traceback
 import urllib.parse
 
 import tornado.httpserver
@@ -41,17 +42,16 @@ CORS_HEADERS = {
 
 
 class _OneLine(logging.Handler):
-    """tornado's warnings and errors as one line each on stderr; tracebacks only when
-    some server runs verbose."""
+    """tornado's warnings and errors as one line each on stderr; tracebacks only while
+    a verbose server runs (``verbose`` counts them)."""
 
-    verbose = False
+    verbose = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = record.getMessage().splitlines()[0] if record.getMessage() else ""
             print(f"warning: {text}", file=sys.stderr)
             if self.verbose and record.exc_info:
-                import traceback
                 traceback.print_exception(*record.exc_info, file=sys.stderr)
         except Exception:  # logging must never break serving
             pass
@@ -60,13 +60,11 @@ class _OneLine(logging.Handler):
 _LOG_HANDLER = _OneLine(logging.WARNING)
 
 
-def _configure_logging(verbose: bool) -> None:
+def _configure_logging() -> None:
     logger = logging.getLogger("tornado")
     if _LOG_HANDLER not in logger.handlers:
         logger.addHandler(_LOG_HANDLER)
         logger.propagate = False
-    if verbose:
-        _LOG_HANDLER.verbose = True
 
 
 class ThreadedServer:
@@ -101,7 +99,7 @@ class ThreadedServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: tornado.httpserver.HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        _configure_logging(verbose)
+        _configure_logging()
 
     # ------------------------------------------------------------------ log
 
@@ -179,6 +177,7 @@ class ThreadedServer:
         ready.wait()
         if failure:
             raise failure[0]
+        _LOG_HANDLER.verbose += self.verbose
         return self._thread
 
     def stop(self) -> None:
@@ -188,6 +187,7 @@ class ThreadedServer:
             for sock in self._sockets:
                 sock.close()
             return
+        _LOG_HANDLER.verbose -= self.verbose
         http = self._http
 
         async def shutdown() -> None:
@@ -324,7 +324,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError):
             return  # an answer like any other, not a failure
         if self.server.verbose:
-            super().log_exception(typ, value, tb)
+            print(f"error: {self.request.method} {self.url_path()}:", file=sys.stderr)
+            traceback.print_exception(typ, value, tb, file=sys.stderr)
             return
         print(f"warning: {self.request.method} {self.url_path()}: {typ.__name__}: "
               f"{str(value).splitlines()[0] if str(value) else ''} "
