@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None,
                    help=f"--proxy: user name; the password comes from ${serve.PASSWORD_ENV}"
                         ", ~/.netrc or a prompt, never from the command line")
-    p.add_argument("--idle_timeout", type=cli.number(float, above=0), default=serve.IDLE_TIMEOUT,
+    p.add_argument("--idle_timeout", type=cli.number(float, above=0),
+                   default=serve.IDLE_TIMEOUT,
                    help="close a connection idle (or sending its headers) for this many "
                         f"seconds (default {serve.IDLE_TIMEOUT:g})")
     p.add_argument("--max_concurrent", type=cli.number(int, minimum=1, maximum=100_000),
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     if args.proxy is None and (args.user or args.cache_gb or args.cache_dir
                                or args.cache_404_ttl is not None):
-        raise ScrollError("--user, --cache_gb, --cache_dir and --cache_404_ttl need --proxy")
+        raise ScrollError("--user, --cache_gb, --cache_dir and --cache_404_ttl need "
+                          "--proxy")
     address = (args.bind, args.port)
     limits = dict(verbose=args.debug, idle_timeout=args.idle_timeout,
                   max_concurrent=args.max_concurrent)

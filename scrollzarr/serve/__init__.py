@@ -21,7 +21,8 @@ from .proxy import (CACHE_404_TTL, ProxyHandler, ProxyServer, UpstreamError,
                     detect_remote_stores)
 from .ranges import RangeNotSatisfiable, parse_range
 from .static import StoreFileHandler, StoreServer
-from .stores import SEARCH_DEPTH, STORE_MARKERS, StoreInfo, detect_stores, source_url, store_scheme
+from .stores import (SEARCH_DEPTH, STORE_MARKERS, StoreInfo, detect_stores, source_url,
+                     store_scheme)
 
 __all__ = [
     "CACHE_404_TTL", "DiskCache", "IDLE_TIMEOUT", "MAX_CONCURRENT", "PASSWORD_ENV",

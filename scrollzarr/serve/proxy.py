@@ -345,7 +345,8 @@ class ProxyHandler(BaseHandler):
                 total = len(body)
                 body = body[rng[0]:rng[1]]
                 status = 206
-                headers = {**headers, "Content-Range": f"bytes {rng[0]}-{rng[1] - 1}/{total}"}
+                headers = {**headers,
+                           "Content-Range": f"bytes {rng[0]}-{rng[1] - 1}/{total}"}
         self.set_status(status)
         self.set_header("Accept-Ranges", "bytes")
         self.set_header("Content-Type", content_type(parts[-1]) if parts else

@@ -110,7 +110,8 @@ class StoreFileHandler(BaseHandler, tornado.web.StaticFileHandler):
                 names = store_listing(target.path)
             except OSError:
                 raise tornado.web.HTTPError(404) from None
-        rows = [f'<a href="{urllib.parse.quote(n)}">{html.escape(n)}</a><br>' for n in names]
+        rows = [f'<a href="{urllib.parse.quote(n)}">{html.escape(n)}</a><br>'
+                for n in names]
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         body = "<!DOCTYPE html><html><body>\n" + "\n".join(rows) + "\n</body></html>\n"
