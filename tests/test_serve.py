@@ -614,6 +614,19 @@ def test_upstream_ignoring_range_is_downloaded_once(tmp_path, running):
     assert len(_upstream_gets(upstream, "/s.zarr/0/c/0/0/0")) == 1
 
 
+def test_a_whole_file_range_answered_200_is_not_taken_for_ignoring_range(tmp_path,
+                                                                         running):
+    data = bytes(range(256)) * 64
+    raw_store(tmp_path / "s.zarr", {"0/c/0/0/0": data}, marker="zarr.json")
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    assert get(proxy.url + "0/c/0/0/0", {"Range": "bytes=0-"})[2] == data  # 200 upstream
+    assert not proxy.ignores_range
+    status, _, body = get(proxy.url + "0/c/0/0/0", {"Range": "bytes=10-19"})
+    assert (status, body) == (206, data[10:20])
+    assert ("GET", "/s.zarr/0/c/0/0/0", 206) in upstream.requests_seen  # asked as a range
+
+
 def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path):
     cache = serve.DiskCache(tmp_path / "c", 11_000)  # five entries fit, six do not
     for i in range(5):

@@ -264,7 +264,7 @@ class ProxyServer(ThreadedServer):
                 self.cache.put(whole_key, {"status": 404, "headers": {},
                                            "time": time.time()}, b"")
             raise
-        if status == 200 and wanted:
+        if status == 200 and wanted and not _covers_all(wanted, len(body)):
             self.ignores_range = True  # the whole file, whatever was asked
             if self.cache is None:
                 self._bodies.put(url, headers, body)
@@ -409,3 +409,12 @@ def _subdirectory_links(page: str) -> list[str]:
         if name and "/" not in name and name not in names and not name.startswith("."):
             names.append(name)
     return names
+
+
+def _covers_all(wanted: str, size: int) -> bool:
+    """True when the range ``wanted`` asks for every byte of ``size`` (a 200 answer to it
+    is right, not a sign of an upstream that ignores Range)."""
+    try:
+        return parse_range(wanted, size) in (None, (0, size))
+    except RangeNotSatisfiable:
+        return False
