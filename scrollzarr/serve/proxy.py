@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import re
+import socket
 import sys
 import threading
 import time
 import urllib.parse
 
 import tornado.httpclient
+import tornado.netutil
 import tornado.web
 
 from ..remote.auth import PASSWORD_ENV, basic_auth_header, check_upstream_url
@@ -89,6 +92,18 @@ class _Bodies:
                 self._total -= len(dropped)
 
 
+class _LiteralResolver(tornado.netutil.DefaultLoopResolver):
+    """An IP address needs no lookup: tornado's resolver would still hand it to a
+    thread for every upstream request."""
+
+    async def resolve(self, host: str, port: int, family=socket.AF_UNSPEC):
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return await super().resolve(host, port, family)
+        return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+
+
 class ProxyServer(ThreadedServer):
     """Serve the remote store ``upstream`` (an http(s) URL of a store or a directory of
     stores) at ``http://host:port/``, adding basic auth from ``auth`` = (user, password).
@@ -145,7 +160,7 @@ class ProxyServer(ThreadedServer):
     def _new_client(self) -> tornado.httpclient.AsyncHTTPClient:
         return tornado.httpclient.AsyncHTTPClient(
             force_instance=True, max_clients=16, max_body_size=MAX_BODY,
-            max_buffer_size=MAX_BODY)
+            max_buffer_size=MAX_BODY, resolver=_LiteralResolver())
 
     def on_loop_start(self) -> None:
         self._client = self._new_client()
