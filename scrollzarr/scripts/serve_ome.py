@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> None:
     else:
         server, stores, locations, names = _proxy(args, address, limits)
     if args.bind not in (LOCAL, "localhost", "::1"):
-        what = ("the remote data, with your credentials," if args.proxy else "these files")
+        what = ("the remote data, with your credentials," if args.proxy else "these stores")
         print(f"warning: listening on {args.bind}: anyone who can reach this machine on "
               f"port {server.server_address[1]} can read {what} without a password",
               file=sys.stderr)
