@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT, run_script, write_stack
 from scrollzarr import serve
-from scrollzarr import viewer as ng
+from scrollzarr.serve import viewer as ng
 from test_serve import PASSWORD, SECRETS, TOKEN, USER, Upstream, get
 from test_serve import running  # noqa: F401 (a fixture: servers stopped after each test)
 
@@ -242,24 +242,26 @@ def test_sharded_v3_store_renders_through_byte_ranges(stores, browser, running):
     assert any(status == 206 for _, _, status in server.requests_seen)
 
 
-class _TeeHandler(serve._ProxyHandler):
-    """The proxy's handler, keeping a copy of every byte it sends to the browser."""
+class _TeeHandler(serve.ProxyHandler):
+    """The proxy's handler, keeping a copy of every byte it sends to the browser: the
+    status line and headers as tornado hands them to the connection, then the body."""
 
-    def setup(self):
-        super().setup()
-        self.wfile = _Tee(self.wfile, self.server.sent)
+    def prepare(self):
+        super().prepare()
+        conn, sent = self.request.connection, self.server.sent
+        write_headers, write = conn.write_headers, conn.write
 
+        def tee_headers(start_line, headers, chunk=None):
+            lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
+            lines += [f"{k}: {v}" for k, v in headers.get_all()]
+            sent.append(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            sent.append(bytes(chunk or b""))
+            return write_headers(start_line, headers, chunk)
 
-class _Tee:
-    def __init__(self, raw, sink: list):
-        self.raw, self.sink = raw, sink
-
-    def write(self, data):
-        self.sink.append(bytes(data))
-        return self.raw.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.raw, name)
+        def tee(chunk):
+            sent.append(bytes(chunk))
+            return write(chunk)
+        conn.write_headers, conn.write = tee_headers, tee
 
 
 class RecordingProxy(serve.ProxyServer):

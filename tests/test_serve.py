@@ -1,7 +1,9 @@
 """serve_ome.py without a browser: the local server (CORS, ranges, no traversal), the
 authenticating proxy (credentials stay inside, cache bounded) and the script itself.
 
-Everything runs over real sockets on 127.0.0.1 against real zarr stores on disk.
+Everything runs over real sockets on 127.0.0.1 against real zarr stores on disk. The
+password-protected upstream (:class:`Upstream`) is our own store server with basic auth
+in front; other test modules import it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from conftest import ROOT, run_script
 from scrollzarr import serve
 from scrollzarr.errors import ScrollError
 from scrollzarr.ngff import image_attributes
-from scrollzarr.viewer import contrast_window, describe_store
+from scrollzarr.serve.viewer import contrast_window, describe_store
 
 USER = "scrollreader"
 PASSWORD = "pa55-W0rd_that-must-not-leak"
@@ -106,32 +108,38 @@ def running():
 # A password-protected upstream, the way the scroll data server behaves: 401 with a
 # WWW-Authenticate challenge without credentials, a session cookie with them. It also
 # echoes the Authorization header back, so a proxy that passed headers on would leak.
-class _UpstreamHandler(serve._FileHandler):
-    def _serve(self, head):
-        self.server.authorizations.append(self.headers.get("Authorization"))
-        if self.headers.get("Authorization") != "Basic " + TOKEN:
-            body = b"<html>401 Authorization Required</html>"
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="scrolls"')
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+# Switches: redirects (path -> Location), ignore_range, truncated (paths answered with a
+# Content-Length larger than the body, then the connection cut), content_type (sent
+# instead of the neutral one: a proxy must not pass it on).
+class _UpstreamHandler(serve.StoreFileHandler):
+    async def prepare(self):
+        super().prepare()
+        self.server.authorizations.append(self.request.headers.get("Authorization"))
+        if self.request.headers.get("Authorization") != "Basic " + TOKEN:
+            self.set_status(401)
+            self.set_header("WWW-Authenticate", 'Basic realm="scrolls"')
+            self.finish(b"<html>401 Authorization Required</html>")
             return
-        target = self.server.redirects.get(self._url_path())
+        target = self.server.redirects.get(self.url_path())
         if target:
-            self.send_response(302)
-            self.send_header("Location", target)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.redirect(target)
             return
-        if self.server.ignore_range and "Range" in self.headers:
-            del self.headers["Range"]
-        super()._serve(head)
+        if self.url_path() in self.server.truncated:
+            self.set_header("Content-Length", "1000")
+            self.write(b"x" * 10)
+            await self.flush()
+            self.request.connection.stream.close()
+            return
+        if self.server.ignore_range and "Range" in self.request.headers:
+            del self.request.headers["Range"]
 
-    def end_headers(self):
-        self.send_header("Set-Cookie", "session=SESSIONCOOKIE; HttpOnly")
-        self.send_header("X-Echo-Authorization", self.headers.get("Authorization", ""))
-        super().end_headers()
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Set-Cookie", "session=SESSIONCOOKIE; HttpOnly")
+        self.set_header("X-Echo-Authorization", self.request.headers.get("Authorization", ""))
+
+    def get_content_type(self):
+        return self.server.content_type or super().get_content_type()
 
 
 class Upstream(serve.StoreServer):
@@ -142,14 +150,16 @@ class Upstream(serve.StoreServer):
         self.ignore_range = ignore_range
         self.authorizations: list = []
         self.redirects: dict = {}
+        self.truncated: set = set()
+        self.content_type: str | None = None
 
 
-class _WitnessHandler(serve._FileHandler):
+class _WitnessHandler(serve.StoreFileHandler):
     """Another origin (a CDN a redirect may point to): remembers what it was sent."""
 
-    def _serve(self, head):
-        self.server.authorizations.append(self.headers.get("Authorization"))
-        super()._serve(head)
+    def prepare(self):
+        super().prepare()
+        self.server.authorizations.append(self.request.headers.get("Authorization"))
 
 
 class Witness(serve.StoreServer):
@@ -172,14 +182,17 @@ class Witness(serve.StoreServer):
     (None, 100, None),
     ("bytes=0-9,20-29", 100, None),       # several ranges: the whole file instead
     ("items=0-9", 100, None),             # unknown unit: ignored
-    ("bytes=9-0", 100, None),             # last < first: invalid, ignored
+    ("bytes=0-" + "9" * 5000, 100, (0, 100)),  # an end beyond any file: clipped
+    ("bytes=-" + "9" * 5000, 100, (0, 100)),
 ])
 def test_range_header_selects_the_right_bytes(header, size, expected):
     assert serve.parse_range(header, size) == expected
 
 
 @pytest.mark.parametrize("header,size", [("bytes=100-", 100), ("bytes=200-300", 100),
-                                         ("bytes=-0", 100), ("bytes=0-", 0)])
+                                         ("bytes=-0", 100), ("bytes=0-", 0),
+                                         ("bytes=9-0", 100),  # last < first
+                                         ("bytes=" + "9" * 5000 + "-", 100)])
 def test_range_beyond_the_end_is_not_satisfiable(header, size):
     with pytest.raises(serve.RangeNotSatisfiable):
         serve.parse_range(header, size)
@@ -187,16 +200,29 @@ def test_range_beyond_the_end_is_not_satisfiable(header, size):
 
 # --------------------------------------------------------------------------- local server
 
-def test_server_sends_files_with_cors_and_answers_preflight(tmp_path, running):
-    (tmp_path / "a.bin").write_bytes(bytes(range(256)))
+def raw_store(path: Path, files: dict[str, bytes], marker: str = ".zgroup") -> Path:
+    """A directory that is a zarr store (its marker file) holding ``files``."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / marker).write_text('{"zarr_format": 2}')
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_server_sends_store_files_with_cors_and_answers_preflight(tmp_path, running):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": bytes(range(256))})
     server = running(serve.StoreServer(tmp_path))
-    status, headers, body = get(server.url + "a.bin")
+    status, headers, body = get(server.url + "s.zarr/0/0/0/0")
     assert (status, body) == (200, bytes(range(256)))
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert "Content-Range" in headers["Access-Control-Expose-Headers"]
     assert headers["Accept-Ranges"] == "bytes"
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert get(server.url + "s.zarr/.zgroup")[1]["Content-Type"] == "application/json"
 
-    status, headers, body = get(server.url + "a.bin", method="OPTIONS", headers={
+    status, headers, body = get(server.url + "s.zarr/0/0/0/0", method="OPTIONS", headers={
         "Origin": "http://viewer.example", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "range",
         "Access-Control-Request-Private-Network": "true"})
@@ -208,22 +234,34 @@ def test_server_sends_files_with_cors_and_answers_preflight(tmp_path, running):
 
 def test_server_answers_single_byte_ranges_with_206(tmp_path, running):
     data = bytes(range(256)) * 4
-    (tmp_path / "shard").write_bytes(data)
-    server = running(serve.StoreServer(tmp_path))
+    raw_store(tmp_path / "s.zarr", {"0/c/0/0/0": data}, marker="zarr.json")
+    server = running(serve.StoreServer(tmp_path / "s.zarr"))
+    shard = server.url + "0/c/0/0/0"
     for header, (start, stop) in [("bytes=10-19", (10, 20)), ("bytes=1000-", (1000, 1024)),
                                   ("bytes=-24", (1000, 1024))]:
-        status, headers, body = get(server.url + "shard", {"Range": header})
+        status, headers, body = get(shard, {"Range": header})
         assert status == 206
         assert body == data[start:stop]
         assert headers["Content-Range"] == f"bytes {start}-{stop - 1}/1024"
         assert int(headers["Content-Length"]) == stop - start
-    status, headers, body = get(server.url + "shard", {"Range": "bytes=1024-"})
+    status, headers, body = get(shard, {"Range": "bytes=1024-"})
     assert status == 416 and headers["Content-Range"] == "bytes */1024"
-    status, headers, _ = get(server.url + "shard", {"Range": "bytes=0-3"}, method="HEAD")
+    status, headers, _ = get(shard, {"Range": "bytes=0-3"}, method="HEAD")
     assert status == 206 and headers["Content-Length"] == "4"
 
 
+def test_etag_is_size_and_mtime_and_changes_with_the_file(tmp_path, running):
+    store = raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"a" * 100})
+    server = running(serve.StoreServer(store))
+    etag = get(server.url + "0/0/0/0")[1]["ETag"]
+    assert get(server.url + "0/0/0/0", {"If-None-Match": etag})[0] == 304
+    (store / "0/0/0/0").write_bytes(b"b" * 101)  # a resumed conversion rewrote it
+    status, headers, body = get(server.url + "0/0/0/0", {"If-None-Match": etag})
+    assert (status, body) == (200, b"b" * 101) and headers["ETag"] != etag
+
+
 def test_missing_chunk_is_404_with_cors(tmp_path, running):
+    make_store(tmp_path / "scroll.zarr", block_volume())
     server = running(serve.StoreServer(tmp_path))
     status, headers, _ = get(server.url + "scroll.zarr/0/9/9/9")
     assert status == 404
@@ -233,18 +271,20 @@ def test_missing_chunk_is_404_with_cors(tmp_path, running):
 @pytest.mark.parametrize("path", [
     "/../secret.txt", "/%2e%2e/secret.txt", "/store/../../secret.txt",
     "/store/..%2f..%2fsecret.txt", "/store/%2e%2e%5c..%5csecret.txt", "/store/escape",
-    "/store/escape/x", "//etc/passwd", "/%2fetc/passwd", "/store/a%00b",
+    "/store/escape/0", "/store/escape/s.zarr/0/0/0/0", "//etc/passwd", "/%2fetc/passwd",
+    "/store/a%00b", "/store/0/0/0/1", "/store/0/0/0/2",
 ])
 def test_server_never_serves_files_outside_its_root(tmp_path, running, path):
     (tmp_path / "secret.txt").write_text("secret")
-    root = tmp_path / "store"
-    root.mkdir()
-    (root / "inside.txt").write_text("fine")
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"secret"})  # a store outside the root
+    root = raw_store(tmp_path / "store", {"0/0/0/0": b"fine"})
     (root / "escape").symlink_to(tmp_path)  # a link that leads out of the root
+    (root / "0/0/0/1").symlink_to(tmp_path / "secret.txt")  # a chunk that leads out
+    (root / "0/0/0/2").symlink_to(tmp_path / "s.zarr/0/0/0/0")
     server = running(serve.StoreServer(root, mount="store"))
-    assert raw_get(server, "/store/inside.txt") == (200, b"fine")
+    assert raw_get(server, "/store/0/0/0/0") == (200, b"fine")
     status, body = raw_get(server, path)
-    assert status == 404
+    assert status in (400, 404)
     assert b"secret" not in body
 
 
@@ -340,10 +380,26 @@ def test_credentials_from_environment_netrc_or_nowhere(tmp_path):
 def test_broken_netrc_error_does_not_quote_the_password(tmp_path):
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine dl.example.org login {USER} password\n{PASSWORD} junk\n")
+    netrc.chmod(0o600)
     with pytest.raises(ScrollError) as err:
         serve.credentials("https://dl.example.org/", USER, {"NETRC": str(netrc)},
                           interactive=False)
     assert PASSWORD not in str(err.value) and "line" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_netrc_that_others_may_read_is_refused_in_one_line(tmp_path, mode):
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine dl.example.org login {USER} password {PASSWORD}\n")
+    netrc.chmod(mode)
+    with pytest.raises(ScrollError) as err:
+        serve.credentials("https://dl.example.org/", None, {"NETRC": str(netrc)})
+    message = str(err.value)
+    assert message.startswith(str(netrc)) and f"{mode:04o}" in message
+    assert "chmod 600" in message and "\n" not in message and PASSWORD not in message
+    netrc.chmod(0o600)  # the fix the message names works
+    assert serve.credentials("https://dl.example.org/", None,
+                             {"NETRC": str(netrc)}) == (USER, PASSWORD)
 
 
 def test_proxy_url_with_credentials_in_it_is_refused():
@@ -397,12 +453,13 @@ def test_proxy_with_a_wrong_password_answers_502_without_the_password(tmp_path, 
     status, headers, body = get(proxy.url + "s.zarr/.zgroup")
     assert status == 502
     assert b"refused" in body and b"401" in body
-    assert "wrong-" + PASSWORD not in body.decode()
+    assert "wrong-" + PASSWORD not in body.decode() and USER not in body.decode()
     _assert_nothing_secret(headers, body)
     get(proxy.url + "s.zarr/.zarray")
     err = capfd.readouterr().err
     assert err.count("upstream refused access") == 1  # warned once, not per request
     assert "SCROLL_PASSWORD" in err and PASSWORD not in err
+    assert "Traceback" not in err
 
 
 def test_proxy_stays_under_the_upstream_path(tmp_path, running):
@@ -416,18 +473,24 @@ def test_proxy_stays_under_the_upstream_path(tmp_path, running):
     assert all("private" not in p for _, p, _ in upstream.requests_seen)
 
 
-def test_redirect_to_another_origin_gets_no_credentials(tmp_path, running):
+def test_redirects_are_followed_only_under_the_store_url(tmp_path, running):
     make_store(tmp_path / "s.zarr", block_volume())
+    make_store(tmp_path / "other.zarr", block_volume())
     upstream = running(Upstream(tmp_path))
     cdn = running(Witness(tmp_path))
-    upstream.redirects["/moved/s.zarr/.zgroup"] = cdn.url + "s.zarr/.zgroup"
-    upstream.redirects["/same/s.zarr/.zgroup"] = "/s.zarr/.zgroup"
-    proxy = running(serve.ProxyServer(upstream.url, (USER, PASSWORD)))
-    status, _, body = get(proxy.url + "moved/s.zarr/.zgroup")
+    upstream.redirects["/s.zarr/moved/.zgroup"] = cdn.url + "s.zarr/.zgroup"
+    upstream.redirects["/s.zarr/sideways/.zgroup"] = "/other.zarr/.zgroup"
+    upstream.redirects["/s.zarr/dots/.zgroup"] = "/s.zarr/%2e%2e/other.zarr/.zgroup"
+    upstream.redirects["/s.zarr/same/.zgroup"] = "/s.zarr/.zgroup"
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    for name in ("moved", "sideways", "dots"):
+        status, headers, body = get(proxy.url + f"{name}/.zgroup")
+        assert status == 502 and b"redirected outside" in body, name
+        _assert_nothing_secret(headers, body)
+    assert cdn.authorizations == [] and cdn.requests_seen == []  # never contacted
+    assert not any(p.startswith("/other.zarr") for _, p, _ in upstream.requests_seen)
+    status, _, body = get(proxy.url + "same/.zgroup")  # inside the store: followed
     assert status == 200 and b"zarr_format" in body
-    assert cdn.authorizations == [None]
-    status, _, _ = get(proxy.url + "same/s.zarr/.zgroup")  # same origin keeps them
-    assert status == 200
 
 
 def test_remote_store_detection_through_the_proxy(tmp_path, running):
@@ -459,6 +522,109 @@ def test_proxy_cache_answers_repeats_without_the_upstream(tmp_path, running):
     for path in (tmp_path / "cache").iterdir():
         data = path.read_bytes()
         assert all(s.encode() not in data for s in SECRETS)
+
+
+def _upstream_gets(upstream, path):
+    return [r for r in upstream.requests_seen if r[0] == "GET" and r[1] == path]
+
+
+def test_cached_404_expires_after_its_ttl(tmp_path, running):
+    make_store(tmp_path / "s.zarr", block_volume())
+    upstream = running(Upstream(tmp_path))
+    cache = serve.DiskCache(tmp_path / "cache", 10_000_000)
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      cache=cache, cache_404_ttl=3600))
+    assert get(proxy.url + "0/9/9/9")[0] == 404
+    assert get(proxy.url + "0/9/9/9")[0] == 404
+    assert len(_upstream_gets(upstream, "/s.zarr/0/9/9/9")) == 1  # the second from cache
+    (tmp_path / "s.zarr/0/9/9").mkdir(parents=True)
+    (tmp_path / "s.zarr/0/9/9/9").write_bytes(b"written later")  # the chunk appears
+    short = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      cache=cache, cache_404_ttl=0))
+    time.sleep(0.01)
+    status, _, body = get(short.url + "0/9/9/9")
+    assert (status, body) == (200, b"written later")  # the expired 404 was asked again
+
+
+def test_cache_keys_hold_the_full_upstream_url(tmp_path, running):
+    raw_store(tmp_path / "a.zarr", {"0/0/0/0": b"from a"})
+    raw_store(tmp_path / "b.zarr", {"0/0/0/0": b"from b"})
+    upstream = running(Upstream(tmp_path))
+    cache = serve.DiskCache(tmp_path / "cache", 10_000_000)  # one cache directory
+    a = running(serve.ProxyServer(upstream.url + "a.zarr/", (USER, PASSWORD), cache=cache))
+    b = running(serve.ProxyServer(upstream.url + "b.zarr/", (USER, PASSWORD), cache=cache))
+    assert get(a.url + "0/0/0/0")[2] == b"from a"
+    assert get(b.url + "0/0/0/0")[2] == b"from b"
+    assert get(a.url + "0/0/0/0")[2] == b"from a"
+
+
+def test_proxy_answers_carry_a_neutral_content_type(tmp_path, running):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"<script>alert(1)</script>"})
+    upstream = running(Upstream(tmp_path))
+    upstream.content_type = "text/html"  # what a hostile or careless upstream says
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    for path, expected in [("0/0/0/0", "application/octet-stream"),
+                           (".zgroup", "application/json")]:
+        status, headers, _ = get(proxy.url + path)
+        assert status == 200 and headers["Content-Type"] == expected
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    status, headers, _ = get(proxy.url + "0/9/9/9")
+    assert status == 404 and headers["Content-Type"].startswith("text/plain")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_proxy_passes_only_store_keys(tmp_path, running):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"data", "notes.txt": b"private"})
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    for path in ("notes.txt", ".scrollzarr_journal/params.json", "0/0/0/0.partial", ""):
+        status, headers, _ = get(proxy.url + path)
+        assert status == 404 and "Access-Control-Allow-Origin" not in headers, path
+    assert [p for _, p, _ in upstream.requests_seen] == []  # nothing asked upstream
+
+
+def test_upstream_short_body_gives_502_and_the_proxy_keeps_serving(tmp_path, running,
+                                                                  capfd):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"data"})
+    upstream = running(Upstream(tmp_path))
+    upstream.truncated.add("/s.zarr/0/0/0/1")
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    status, headers, body = get(proxy.url + "0/0/0/1")
+    assert status == 502 and b"no complete answer" in body
+    _assert_nothing_secret(headers, body)
+    assert get(proxy.url + "0/0/0/0")[:3:2] == (200, b"data")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_upstream_ignoring_range_is_downloaded_once(tmp_path, running):
+    data = bytes(range(256)) * 64
+    raw_store(tmp_path / "s.zarr", {"0/c/0/0/0": data}, marker="zarr.json")
+    upstream = running(Upstream(tmp_path, ignore_range=True))
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    ranges = [(0, 99), (1000, 1999), (16000, 16383), (5, 5)]
+    for start, stop in ranges:
+        status, headers, body = get(proxy.url + "0/c/0/0/0",
+                                    {"Range": f"bytes={start}-{stop}"})
+        assert (status, body) == (206, data[start:stop + 1])
+        assert headers["Content-Range"] == f"bytes {start}-{stop}/{len(data)}"
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: get(proxy.url + "0/c/0/0/0",
+                                              {"Range": f"bytes={i}-{i + 9}"}), range(16)))
+    assert all(body == data[i:i + 10] for i, (_, _, body) in enumerate(answers))
+    assert len(_upstream_gets(upstream, "/s.zarr/0/c/0/0/0")) == 1
+
+
+def test_a_whole_file_range_answered_200_is_not_taken_for_ignoring_range(tmp_path,
+                                                                         running):
+    data = bytes(range(256)) * 64
+    raw_store(tmp_path / "s.zarr", {"0/c/0/0/0": data}, marker="zarr.json")
+    upstream = running(Upstream(tmp_path))
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD)))
+    assert get(proxy.url + "0/c/0/0/0", {"Range": "bytes=0-"})[2] == data  # 200 upstream
+    assert not proxy.ignores_range
+    status, _, body = get(proxy.url + "0/c/0/0/0", {"Range": "bytes=10-19"})
+    assert (status, body) == (206, data[10:20])
+    assert ("GET", "/s.zarr/0/c/0/0/0", 206) in upstream.requests_seen  # asked as a range
 
 
 def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path):
@@ -585,6 +751,17 @@ def _busy_port():
     ("user_without_proxy", ["{tmp}/s.zarr", "--user", USER], 1, "need --proxy"),
     ("no_password", ["--proxy", "http://127.0.0.1:9/", "--user", USER], 1, "SCROLL_PASSWORD"),
     ("busy_port", ["{tmp}/s.zarr", "--port", "{busy}"], 1, "cannot listen"),
+    ("port_range", ["{tmp}/s.zarr", "--port", "70000"], 2, "--port: must be at most 65535"),
+    ("idle_nan", ["{tmp}/s.zarr", "--idle_timeout", "nan"], 2, "--idle_timeout/--idle-timeout: "
+                                                                "expected a finite number"),
+    ("idle_zero", ["{tmp}/s.zarr", "--idle_timeout", "0"], 2, "--idle-timeout: must be "
+                                                              "greater than 0"),
+    ("concurrent_zero", ["{tmp}/s.zarr", "--max_concurrent", "0"], 2, "--max-concurrent: "
+                                                                      "must be at least 1"),
+    ("cache_inf", ["--proxy", "http://127.0.0.1:9/", "--cache_gb", "inf"], 2, "--cache_gb"),
+    ("ttl_negative", ["--proxy", "http://127.0.0.1:9/", "--cache_404_ttl", "-1"], 2,
+     "--cache-404-ttl: must be at least 0"),
+    ("ttl_without_proxy", ["{tmp}/s.zarr", "--cache_404_ttl", "10"], 1, "need --proxy"),
 ])
 def test_script_reports_bad_input_in_one_line(tmp_path, case, args, code, message):
     (tmp_path / "empty").mkdir()

@@ -12,6 +12,7 @@ import getpass
 import netrc
 import os
 import re
+import stat
 import sys
 import urllib.parse
 
@@ -28,7 +29,9 @@ def credentials(url: str, user: str | None, env: dict | None = None,
     The password comes from the environment variable ``SCROLL_PASSWORD``, else from the
     netrc file (``$NETRC`` or ``~/.netrc``) entry for the URL's host (its login is used
     when ``user`` is None, and must equal ``user`` otherwise), else, when stdin is a
-    terminal and ``user`` is given, from a prompt that does not echo. Returns None when
+    terminal and ``user`` is given, from a prompt that does not echo. A netrc file that
+    group or others may read, or that belongs to another user, is refused
+    (:func:`check_private`). Returns None when
     no user is given and no netrc entry exists (an upstream without a password). Raises
     :class:`ScrollError` when a user is given but no password can be found.
     """
@@ -60,6 +63,7 @@ def _netrc_entry(host: str, env) -> tuple[str, str] | None:
     path = env.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     if not os.path.isfile(path):
         return None
+    check_private(path)
     try:
         auth = netrc.netrc(path).authenticators(host)
     except netrc.NetrcParseError as exc:
@@ -71,6 +75,25 @@ def _netrc_entry(host: str, env) -> tuple[str, str] | None:
     if not auth or not auth[2]:
         return None
     return auth[0], auth[2]
+
+
+def check_private(path: str) -> None:
+    """Refuse a credentials file that others may read or change, as ftp and Python's
+    netrc do for ``~/.netrc`` (here for any netrc file we read): it must belong to
+    this user and have no group or other permission bits. Raises :class:`ScrollError`
+    naming the file, its mode and the fix."""
+    if os.name != "posix":
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ScrollError(f"{path}: cannot read it ({exc.strerror})") from None
+    if st.st_uid != os.getuid():
+        raise ScrollError(f"{path}: belongs to another user (uid {st.st_uid}); a file "
+                          "with passwords must be your own")
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ScrollError(f"{path}: group or others may read it (mode "
+                          f"{stat.S_IMODE(st.st_mode):04o}); run chmod 600 {path}")
 
 
 def basic_auth_header(user: str, password: str) -> str:

@@ -6,7 +6,10 @@
 
 Prints the Neuroglancer source URL of every store (``zarr2://...`` or ``zarr3://...``),
 and with --neuroglancer the URL of a local viewer with the stores loaded; then serves
-until Ctrl-C. See README.md, "Viewing in Neuroglancer".
+until Ctrl-C. Only zarr metadata and chunk files inside stores are served (never
+dotfiles, the resume journal or other files); --max_concurrent bounds the requests
+served at once (more get 503), --idle_timeout closes idle connections. See README.md,
+"Viewing in Neuroglancer".
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("store", nargs="?", default=None, metavar="STORE_OR_DIR",
                       help="a zarr store (scroll.zarr) or a directory of stores to serve")
-    p.add_argument("--port", type=int, default=9000,
+    p.add_argument("--port", type=cli.number(int, minimum=0, maximum=65535), default=9000,
                    help="port to listen on (default 9000; 0 = any free port)")
     p.add_argument("--bind", default=LOCAL,
                    help="address to listen on (default 127.0.0.1, this machine only)")
@@ -43,30 +46,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None,
                    help=f"--proxy: user name; the password comes from ${serve.PASSWORD_ENV}"
                         ", ~/.netrc or a prompt, never from the command line")
-    p.add_argument("--cache_gb", type=float, default=0.0,
+    p.add_argument("--idle_timeout", type=cli.number(float, above=0),
+                   default=serve.IDLE_TIMEOUT,
+                   help="close a connection idle (or sending its headers) for this many "
+                        f"seconds (default {serve.IDLE_TIMEOUT:g})")
+    p.add_argument("--max_concurrent", type=cli.number(int, minimum=1, maximum=100_000),
+                   default=serve.MAX_CONCURRENT,
+                   help="requests served at once; more get 503 and are retried by the "
+                        f"viewer (default {serve.MAX_CONCURRENT})")
+    p.add_argument("--cache_gb", type=cli.number(float, minimum=0), default=0.0,
                    help="--proxy: keep fetched data in an on-disk cache of at most this "
                         "many GB (default 0 = no cache)")
     p.add_argument("--cache_dir", default=None,
                    help="--proxy: cache directory (default ~/.cache/scrollzarr/proxy/...)")
+    p.add_argument("--cache_404_ttl", type=cli.number(float, minimum=0), default=None,
+                   help="--proxy --cache_gb: seconds a cached 'not found upstream' is "
+                        f"believed before asking again (default {serve.CACHE_404_TTL:g})")
     cli.add_common_flags(p)
     return p
 
 
 def main(args: argparse.Namespace) -> None:
-    if not 0 <= args.port <= 65535:
-        raise ScrollError(f"--port {args.port}: expected 0..65535")
-    if args.proxy is None and (args.user or args.cache_gb or args.cache_dir):
-        raise ScrollError("--user, --cache_gb and --cache_dir need --proxy")
-    if args.cache_gb < 0:
-        raise ScrollError(f"--cache_gb {args.cache_gb}: expected >= 0")
+    if args.proxy is None and (args.user or args.cache_gb or args.cache_dir
+                               or args.cache_404_ttl is not None):
+        raise ScrollError("--user, --cache_gb, --cache_dir and --cache_404_ttl need "
+                          "--proxy")
     address = (args.bind, args.port)
-    verbose = args.debug
+    limits = dict(verbose=args.debug, idle_timeout=args.idle_timeout,
+                  max_concurrent=args.max_concurrent)
     if args.proxy is None:
-        server, stores, locations, names = _local(args.store, address, verbose)
+        server, stores, locations, names = _local(args.store, address, limits)
     else:
-        server, stores, locations, names = _proxy(args, address, verbose)
+        server, stores, locations, names = _proxy(args, address, limits)
     if args.bind not in (LOCAL, "localhost", "::1"):
-        what = ("the remote data, with your credentials," if args.proxy else "these files")
+        what = ("the remote data, with your credentials," if args.proxy else "these stores")
         print(f"warning: listening on {args.bind}: anyone who can reach this machine on "
               f"port {server.server_address[1]} can read {what} without a password",
               file=sys.stderr)
@@ -81,7 +94,7 @@ def main(args: argparse.Namespace) -> None:
                      " (append the store's path, e.g. zarr2://" + server.base_url
                      + "scroll.zarr/)", args.quiet)
         if args.neuroglancer and stores:
-            from .. import viewer as ng
+            from ..serve import viewer as ng
             layers = [ng.describe_store(loc, url, name=name)
                       for url, loc, name in zip(urls, locations, names)]
             view = ng.start_viewer(args.bind)
@@ -103,7 +116,7 @@ def _name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] or "volume"
 
 
-def _local(path: str, address, verbose: bool):
+def _local(path: str, address, limits: dict):
     """(server, stores, where the viewer reads each store, layer names)."""
     root = Path(path)
     if not root.is_dir():
@@ -116,14 +129,14 @@ def _local(path: str, address, verbose: bool):
     root = root.resolve()
     if stores[0].path == "":
         # One store: serve just it, under its own name (siblings stay private).
-        server = serve.StoreServer(root, address, mount=root.name, verbose=verbose)
+        server = serve.StoreServer(root, address, mount=root.name, **limits)
         return server, stores, [str(root)], [root.name]
-    server = serve.StoreServer(root, address, verbose=verbose)
+    server = serve.StoreServer(root, address, **limits)
     # layer names are the stores' paths: unique, unlike a/scroll.zarr and b/scroll.zarr
     return server, stores, [str(root / s.path) for s in stores], [s.path for s in stores]
 
 
-def _proxy(args: argparse.Namespace, address, verbose: bool):
+def _proxy(args: argparse.Namespace, address, limits: dict):
     upstream = serve.check_upstream_url(args.proxy)
     auth = serve.credentials(upstream, args.user)
     if auth is None:
@@ -135,14 +148,16 @@ def _proxy(args: argparse.Namespace, address, verbose: bool):
             upstream)
         cache = serve.DiskCache(directory, int(args.cache_gb * 1e9))
         cli.note(f"cache: {directory} (at most {args.cache_gb:g} GB)", args.quiet)
-    server = serve.ProxyServer(upstream, auth, address, cache=cache, verbose=verbose)
+    ttl = serve.CACHE_404_TTL if args.cache_404_ttl is None else args.cache_404_ttl
+    server = serve.ProxyServer(upstream, auth, address, cache=cache, cache_404_ttl=ttl,
+                               **limits)
     try:
         stores = serve.detect_remote_stores(server)
     except serve.UpstreamError as exc:
-        server.server_close()
-        raise ScrollError(f"--proxy {upstream}: {exc.message}") from None
+        server.stop()
+        raise ScrollError(f"--proxy {upstream}: {exc.detail}") from None
     except BaseException:
-        server.server_close()
+        server.stop()
         raise
     # the viewer reads metadata and a contrast sample through the proxy, like a browser
     locations = [server.base_url + s.path for s in stores]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from .errors import ScrollError
-from .ngff import multiscales_of, transforms  # the one reader of NGFF transforms
+from ..errors import ScrollError
+from ..ngff import multiscales_of, transforms  # the one reader of NGFF transforms
 
 #: Meters per NGFF length unit (the units Neuroglancer understands as lengths).
 UNIT_METERS = {
