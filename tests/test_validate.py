@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tornado.web
 import zarr
 
 from conftest import random_volume, run_script, write_stack
@@ -346,11 +347,11 @@ def test_store_object_and_http_location(converted, tmp_path):
         server.stop()
 
 
-class _NoListingHandler(serve._FileHandler):
+class _NoListingHandler(serve.StoreFileHandler):
     """A static server without directory listings (as most web servers are set up)."""
 
-    def _send_listing(self, directory, head):
-        self._send_error(404, "not found", head)
+    def _directory(self, target):
+        raise tornado.web.HTTPError(404)
 
 
 class NoListingServer(serve.StoreServer):
