@@ -1,0 +1,127 @@
+"""Command-line plumbing shared by the scripts: common flags and exit codes.
+
+Exit codes: 0 success, 1 a reported error (one line on stderr), 2 bad usage (argparse),
+130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import ScrollError
+
+
+def _dashed(names: Sequence[str]) -> list[str]:
+    """The ``--chunk-size`` spelling of every ``--chunk_size`` option name."""
+    return [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of every script: ``--version``, abbreviations off (a script that works
+    today must not break when an option is added) and every ``--under_score`` option also
+    accepted as ``--under-score``. Usage errors are one line and exit 2.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version",
+                          version=f"%(prog)s (scrollzarr {__version__})")
+
+    def add_argument(self, *names, **kwargs):
+        return super().add_argument(*names, *_dashed(names), **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+        group.add_argument = lambda *names, **kw: plain(*names, *_dashed(names), **kw)
+        return group
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind: type = float, *, minimum: float | None = None,
+           maximum: float | None = None, above: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type=`` for a numeric option: the one place where numeric option values
+    are checked (finite, in range), so that a bad value is one line naming the option.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above`` an exclusive lower bound.
+    """
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be greater than {above}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--quiet`` and ``--debug`` to a script's parser."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a full traceback on errors"
+    )
+
+
+def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
+        argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, call ``main(args)`` and map what it raises to an exit code.
+
+    After an error the process ends at once (``os._exit``) once the message is out:
+    zarr's I/O thread may still hold writes of the failed run, and letting the
+    interpreter shut down normally would print pages of asyncio warnings after the
+    one line the user needs.
+    """
+    args = parser.parse_args(argv)
+    code = _call(main, args)
+    if code != 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _call(main: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    try:
+        main(args)
+    except ScrollError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure is still one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"error: {type(exc).__name__}: {msg} (run with --debug for details)",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """Print a one-line note to stderr unless quiet."""
+    if not quiet:
+        print(message, file=sys.stderr)

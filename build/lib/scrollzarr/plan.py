@@ -1,0 +1,393 @@
+"""The conversion plan: independent, chunk-aligned tasks, and a local executor.
+
+A conversion is a list of :class:`Task` s. A task writes one region, a slab of whole
+chunk rows in z and y and the full width in x, of one level and, computed from it in
+memory, of the level below it too (a two-level "tower"): level-0 tasks read the slice rows
+they need straight from the TIFFs and write levels 0 and 1, so level 0 is never read back;
+later tasks read their region of the level above (plus a halo for gaussian) and write the
+next one or two levels. Each slice byte is read once, and only 1/8 of the data is read
+back from the store.
+
+Tasks of one stage write disjoint, chunk-aligned (or shard-aligned) regions, so they may
+run in any order or in parallel; a task depends only on the tasks whose regions it reads
+(:func:`dependencies`). Everything a task needs travels in a small picklable
+:class:`Job`, so other executors (a process pool, dask) can run the same plan.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from . import chunkio, pyramid, slices
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task of one conversion needs to know (picklable, no arrays).
+
+    ``slice_paths[i]`` is the TIFF of level-0 z index ``i`` (None where a slice is
+    missing); ``crop_y``/``crop_x`` the slice rows/columns that level 0 holds.
+    ``arrays[l]`` is the path of level ``l``; ``shapes[l]`` its (z, y, x) shape;
+    ``algorithms[l]`` how level ``l`` is made from ``l - 1`` (unused for level 0).
+    ``chunk`` is the edge of the unit a task writes whole (the chunk, or the shard of a
+    sharded store). ``shift`` right-shifts input values (8 for ``--obytes 1`` on uint16
+    input). ``filled[l]`` is the z span of level ``l`` that can hold non-zero data.
+    """
+
+    slice_paths: tuple[str | None, ...]
+    crop_y: Span
+    crop_x: Span
+    arrays: tuple[str, ...]
+    shapes: tuple[tuple[int, int, int], ...]
+    algorithms: tuple[str, ...]
+    chunk: int
+    dtype: str
+    shift: int = 0
+    filled: tuple[Span, ...] = ()
+    slice_width: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class Task:
+    """Write rows ``y`` of slab ``z`` (voxels of ``level``; x is the full width) of
+    levels ``level`` to ``top``; the levels below ``level`` get the same region halved."""
+
+    level: int
+    z: Span
+    y: Span
+    top: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.level}-{self.top}/{self.z[0]}-{self.z[1]}/{self.y[0]}-{self.y[1]}"
+
+    def region(self, level: int) -> tuple[Span, Span]:
+        """The task's (z, y) spans at ``level`` (between ``self.level`` and ``self.top``)."""
+        f = 1 << (level - self.level)
+        return ((self.z[0] // f, -(-self.z[1] // f)), (self.y[0] // f, -(-self.y[1] // f)))
+
+
+@dataclass
+class Plan:
+    """All tasks of a conversion, stage by stage, and the job they share.
+
+    ``levels[s]`` lists the tasks of the stage that starts at level ``s`` (possibly none,
+    where the levels hold only zeros); ``bands[s]`` is ``(rows, top, parallel)``: the
+    height of that stage's task bands at level ``s``, the last level the stage writes
+    and how many of its tasks may run at once within the memory budget.
+    """
+
+    job: Job
+    levels: dict[int, list[Task]] = field(default_factory=dict)
+    bands: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[Task]:
+        return [t for level in self.levels.values() for t in level]
+
+    def written(self, stage: int) -> range:
+        """The levels the stage starting at ``stage`` writes."""
+        return range(stage, self.bands[stage][1] + 1)
+
+
+#: Working memory of a task relative to the bytes of source it holds (the slice rows it
+#: reads, or its region of the level above): the source buffer, the levels it computes
+#: and the kernels' temporaries (float64 for gaussian, an 8x8 comparison for mode).
+MEMORY_FACTOR = {"gaussian": 9.0, "mode": 8.0}
+DEFAULT_FACTOR = 1.25
+#: Largest source region of one task: bigger tasks would not be faster, and smaller
+#: ones keep both cores busy to the end of a stage.
+MAX_TASK_BYTES = 256 << 20
+
+
+def _halo(job: Job, task: Task) -> int:
+    """Context voxels a task reads around its source region (gaussian only)."""
+    first = max(task.level, 1)
+    return pyramid.halo(job.algorithms[first]) if task.top >= first else 0
+
+
+def _streams(job: Job, task: Task) -> bool:
+    """A level-0 task that also writes level 1 reads its slab one write unit (chunk or
+    shard) of planes at a time, so it holds half the slices it would otherwise."""
+    return task.level == 0 and task.top >= 1 and job.chunk % 2 == 0
+
+
+def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, float]:
+    """``(working bytes, source bytes)`` of one task of a stage starting at ``level``,
+    writing up to ``top``, ``rows`` rows high."""
+    itemsize = np.dtype(job.dtype).itemsize
+    unit = job.chunk << (top - level)
+    algorithm = job.algorithms[min(max(level, 1), len(job.shapes) - 1)]
+    factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
+    if level == 0:
+        width = job.crop_x[1] - job.crop_x[0]
+        planes = job.chunk if (top > level and job.chunk % 2 == 0) else unit
+        source = min(planes, job.shapes[0][0]) * rows * width * itemsize
+        return source * factor + (source / 4 if top > level else 0), source
+    nz, _, nx = job.shapes[level - 1]
+    source = min(2 * unit, nz) * 2.0 * rows * nx * itemsize
+    return source * factor, source
+
+
+def make_plan(job: Job, first_level: int, budget: float, threads: int,
+              bands: dict[int, Sequence[int]] | None = None) -> Plan:
+    """Split levels ``first_level..`` of ``job`` into stages of tasks so that the tasks
+    running at once fit ``budget`` bytes of working memory, or into the given stages
+    (``bands[stage] = (rows, top, parallel)``: a resumed conversion keeps its first run's
+    tasks). Per stage, as many tasks run in parallel as the budget allows (at most
+    ``threads``), and a stage writes two levels when that fits (one for gaussian after
+    level 0, whose context would otherwise grow). Raises ValueError (with the needed
+    size in GiB) if not even one task of one chunk row fits."""
+    plan = Plan(job)
+    nlevels = len(job.shapes)
+    level = first_level
+    while level < nlevels:
+        if bands and level in bands:
+            band, top, parallel = (int(v) for v in bands[level])
+        else:
+            band, top, parallel = _choose_stage(job, level, budget, threads)
+        unit = job.chunk << (top - level)
+        nz, ny, _ = job.shapes[level]
+        z_lo, z_hi = job.filled[level] if job.filled else (0, nz)
+        tasks = []
+        for z0 in range((z_lo // unit) * unit, z_hi, unit):
+            for y0 in range(0, ny, band):
+                tasks.append(Task(level, (z0, min(z0 + unit, nz)),
+                                  (y0, min(y0 + band, ny)), top))
+        plan.levels[level] = tasks
+        plan.bands[level] = (band, top, parallel)
+        level = top + 1
+    return plan
+
+
+def _choose_stage(job: Job, level: int, budget: float, threads: int
+                  ) -> tuple[int, int, int]:
+    """``(rows, top, parallel)`` of the stage starting at ``level``: the most parallel
+    tasks that fit, two levels per task if possible, then the tallest band."""
+    nlevels = len(job.shapes)
+    algorithm = job.algorithms[min(level + 1, nlevels - 1)] if level == 0 else \
+        job.algorithms[level]
+    two = level + 1 < nlevels and (level == 0 or algorithm != "gaussian")
+    ny = job.shapes[level][1]
+    need = None
+    tops = (level + 1, level) if two else (level,)
+    # level 0 prefers writing two levels over parallel tasks: otherwise level 1 must be
+    # read back from level 0, and its tasks need four times the memory
+    if level == 0:
+        order = [(top, p) for top in tops for p in range(max(threads, 1), 0, -1)]
+    else:
+        order = [(top, p) for p in range(max(threads, 1), 0, -1) for top in tops]
+    for top, parallel in order:
+        unit = job.chunk << (top - level)
+        memory, source = _task_memory(job, level, top, unit)
+        n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
+                -(-ny // unit))
+        if n > 0:
+            return n * unit, top, parallel
+        need = memory if need is None else min(need, memory)
+    raise ValueError(str(need / 2**30))
+
+
+def source_region(job: Job, task: Task) -> tuple[Span, Span]:
+    """The (z, y) spans a task reads, halo included: of level 0 (slice rows) for a
+    level-0 task, else of level ``task.level - 1``."""
+    h = _halo(job, task)
+    if task.level == 0:
+        nz, ny, _ = job.shapes[0]
+        (z0, z1), (y0, y1) = task.z, task.y
+    else:
+        nz, ny, _ = job.shapes[task.level - 1]
+        (z0, z1), (y0, y1) = (2 * task.z[0], 2 * task.z[1]), (2 * task.y[0], 2 * task.y[1])
+    return (max(z0 - h, 0), min(z1 + h, nz)), (max(y0 - h, 0), min(y1 + h, ny))
+
+
+def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
+    """For each task, the tasks whose written regions it reads (none for level 0)."""
+    deps: dict[Task, list[Task]] = {}
+    writer_stage = {lv: stage for stage in plan.levels for lv in plan.written(stage)}
+    for tasks in plan.levels.values():
+        for task in tasks:
+            if task.level == 0:
+                deps[task] = []
+                continue
+            source = task.level - 1
+            (sz0, sz1), (sy0, sy1) = source_region(job, task)
+            above = plan.levels.get(writer_stage.get(source, -1), [])
+            deps[task] = []
+            for t in above:
+                (tz0, tz1), (ty0, ty1) = t.region(source)
+                if tz0 < sz1 and sz0 < tz1 and ty0 < sy1 and sy0 < ty1:
+                    deps[task].append(t)
+    return deps
+
+
+def run_task(job: Job, task: Task) -> int:
+    """Run one task: read its source, write its levels. Returns the bytes of the task's
+    region at its first level (input bytes for level 0), for progress."""
+    (sz0, sz1), (sy0, sy1) = source_region(job, task)
+    context_y = (task.y[0] - sy0, sy1 - task.y[1]) if task.level == 0 else \
+        (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0))
+    if task.level == 0:
+        block = _level0(job, task, (sy0, sy1), context_y)
+        first = 2
+    else:
+        src = chunkio.open_level(job.arrays[task.level - 1])
+        region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
+        out = chunkio.scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
+        block = src.read(region, out)
+        context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)), context_y, (0, 0))
+        block = _write_level(job, task, task.level, block, context)
+        first = task.level + 1
+    for level in range(first, task.top + 1):
+        block = _write_level(job, task, level, block, ((0, 0),) * 3)
+    (z0, z1), (y0, y1) = task.z, task.y
+    return (z1 - z0) * (y1 - y0) * job.shapes[task.level][2] * np.dtype(job.dtype).itemsize
+
+
+def _write_level(job: Job, task: Task, level: int, block: np.ndarray,
+                 context: tuple[Span, Span, Span]) -> np.ndarray:
+    """Downsample ``block`` (level ``level - 1``, with context) into ``level``, write the
+    task's region of it and return it."""
+    block = pyramid.downsample(block, job.algorithms[level], context)
+    (z0, _), (y0, _) = task.region(level)
+    chunkio.open_level(job.arrays[level]).write(z0, y0, block)
+    return block
+
+
+def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | None:
+    """Write the level-0 region of a task from the slices and, if the task writes level 1
+    too, compute and write that; return level 1 (or None)."""
+    nz = job.shapes[0][0]
+    h = _halo(job, task)
+    (z0, z1) = task.z
+    step = job.chunk if _streams(job, task) else z1 - z0
+    level1 = None
+    for a in range(z0, z1, step):
+        b = min(a + step, z1)
+        sa, sb = max(a - h, 0), min(b + h, nz)
+        block = read_slices(job, (sa, sb), rows)
+        inner = block[a - sa:block.shape[0] - (sb - b),
+                      context_y[0]:block.shape[1] - context_y[1]]
+        chunkio.open_level(job.arrays[0]).write(a, task.y[0], inner)
+        if task.top < 1:
+            continue
+        part = pyramid.downsample(block, job.algorithms[1],
+                                  ((a - sa, sb - b), context_y, (0, 0)))
+        if level1 is None:
+            (l0, l1), _ = task.region(1)
+            level1 = chunkio.scratch("level1", (l1 - l0,) + part.shape[1:], part.dtype)
+        level1[(a - z0) // 2:(a - z0) // 2 + part.shape[0]] = part
+    if level1 is not None:
+        (lz0, _), (ly0, _) = task.region(1)
+        chunkio.open_level(job.arrays[1]).write(lz0, ly0, level1)
+    return level1
+
+
+def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
+    """Read rows ``y`` of level-0 slabs ``z`` from the slice TIFFs into a reused
+    (z, y, x) buffer of the job's dtype (missing slices are zeros)."""
+    (z0, z1), (y0, y1) = z, y
+    ry0, ry1 = job.crop_y[0] + y0, job.crop_y[0] + y1
+    cx0, cx1 = job.crop_x
+    out = chunkio.scratch("slab", (z1 - z0, y1 - y0, cx1 - cx0), job.dtype)
+    width = None
+    direct = job.shift == 0
+    for i, zi in enumerate(range(z0, z1)):
+        path = job.slice_paths[zi] if zi < len(job.slice_paths) else None
+        if path is None:
+            out[i] = 0
+            continue
+        if width is None:
+            width = job.slice_width
+            direct = direct and cx0 == 0 and cx1 == width
+        if direct:
+            slices.read_rows(Path(path), ry0, ry1, out=out[i])  # straight into the slab
+            continue
+        rows = slices.read_rows(Path(path), ry0, ry1,
+                                out=chunkio.scratch("rows", (ry1 - ry0, width),
+                                             out.dtype if not job.shift else np.uint16))
+        if job.shift:
+            np.right_shift(rows[:, cx0:cx1], job.shift, out=out[i], casting="unsafe")
+        else:
+            out[i] = rows[:, cx0:cx1]
+    return out
+
+
+def run_local(plan: Plan, num_threads: int, quiet: bool = False,
+              on_level_done: Callable[[int], None] = lambda level: None,
+              skip: Callable[[Task], bool] = lambda task: False,
+              on_task_done: Callable[[Task], None] = lambda task: None) -> None:
+    """Run the plan stage by stage on a thread pool of ``num_threads``.
+
+    ``skip(task)`` may leave out tasks already done (resume); ``on_task_done`` is called
+    after a task's chunks are written, ``on_level_done(level)`` for every level of a
+    stage, in order, after the stage's last task.
+    The first failing task stops the run and its exception propagates.
+    """
+    chunkio.forget()  # single-threaded runs use this thread's cache across conversions
+    for stage, tasks in plan.levels.items():
+        parallel = min(num_threads, plan.bands[stage][2])
+        todo = [t for t in tasks if not skip(t)]
+        total = sum(task_bytes(plan.job, t) for t in tasks)
+        done_bytes = total - sum(task_bytes(plan.job, t) for t in todo)
+        written = plan.written(stage)
+        desc = f"level {stage}" if len(written) == 1 else f"levels {stage}-{written[-1]}"
+        with tqdm(total=total, initial=done_bytes, unit="B", unit_scale=True,
+                  unit_divisor=1024, desc=desc, disable=quiet,
+                  leave=True, dynamic_ncols=True) as bar:
+            _run_tasks(plan.job, todo, parallel, bar, on_task_done)
+        for level in written:
+            on_level_done(level)
+        chunkio.release_scratch()  # the next stage's buffers differ; this thread may run it
+
+
+def task_bytes(job: Job, task: Task) -> int:
+    """Bytes of a task's region at its first level (what its progress counts)."""
+    nx = job.shapes[task.level][2]
+    return (task.z[1] - task.z[0]) * (task.y[1] - task.y[0]) * nx * np.dtype(job.dtype).itemsize
+
+
+def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: tqdm,
+               on_task_done: Callable[[Task], None]) -> None:
+    if num_threads <= 1:
+        for task in tasks:
+            bar.update(run_task(job, task))
+            on_task_done(task)
+        return
+    with ThreadPoolExecutor(max_workers=num_threads) as pool:
+        pending = set()
+        queue = iter(tasks)
+        futures = {}
+
+        def submit() -> bool:
+            task = next(queue, None)
+            if task is None:
+                return False
+            fut = pool.submit(run_task, job, task)
+            futures[fut] = task
+            pending.add(fut)
+            return True
+
+        # keep a bounded number of tasks in flight so memory stays within the budget
+        for _ in range(num_threads):
+            submit()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                pending.discard(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise exc
+                bar.update(fut.result())
+                on_task_done(futures.pop(fut))
+                submit()

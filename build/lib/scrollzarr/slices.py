@@ -1,0 +1,246 @@
+"""Scroll slices: finding the z-slice TIFFs of a scan and reading rows of them.
+
+A scan is a directory of single-page 2-D TIFFs, one per z-slice. The slice number is the
+last integer in the file name (``00042.tif``, ``slice_0042.TIFF``) and is the absolute z
+index. Everything here checks headers only, so a 14,000-slice scan is scanned in seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tifffile
+
+from .errors import ScrollError
+
+_TIFF_SUFFIXES = {".tif", ".tiff"}
+_NATIVE = "<" if np.little_endian else ">"
+_LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
+
+
+@dataclass(frozen=True)
+class SliceStack:
+    """The slices of one scan.
+
+    ``paths[z]`` is the file of slice ``z`` (absolute slice number); slices listed in
+    ``missing`` have no file (only with ``allow_missing``) and read as zeros. ``shape`` is
+    (y, x) of every slice.
+    """
+
+    directory: Path
+    paths: dict[int, Path]
+    shape: tuple[int, int]
+    dtype: np.dtype
+    missing: tuple[int, ...] = ()
+
+    @property
+    def z_first(self) -> int:
+        return min(min(self.paths), min(self.missing, default=min(self.paths)))
+
+    @property
+    def z_stop(self) -> int:
+        """One past the last slice number."""
+        return max(self.paths) + 1
+
+    @property
+    def nbytes_per_slice(self) -> int:
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+
+def slice_number(name: str) -> int | None:
+    """Return the slice number of a file name (the last integer in it), or None."""
+    m = _LAST_INTEGER.search(Path(name).stem)
+    return int(m.group(1)) if m else None
+
+
+def format_numbers(numbers: list[int], most: int = 20) -> str:
+    """Format sorted integers compactly: ``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    runs: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        runs.append(str(numbers[i]) if i == j else f"{numbers[i]}-{numbers[j]}")
+        i = j + 1
+    if len(runs) > most:
+        runs = runs[:most] + [f"... ({len(numbers)} in all)"]
+    return ", ".join(runs)
+
+
+def find_slices(directory: str | Path, allow_missing: bool = False,
+                note: Callable[[str], None] = lambda s: None) -> SliceStack:
+    """Find and check the slices in ``directory``.
+
+    Checks (headers only, before any output is written): at least one slice, no two
+    files with the same slice number, no gaps between the first and last number (unless
+    ``allow_missing``), every file a readable single-page 2-D TIFF whose pixel data lies
+    within the file, all of the same shape and dtype. Raises :class:`ScrollError` naming
+    the first offending file. ``note`` receives one-line notes (ignored files, missing
+    slices filled with zeros).
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise ScrollError(f"{directory}: input directory does not exist")
+    if not directory.is_dir():
+        raise ScrollError(f"{directory}: input is not a directory")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    paths: dict[int, Path] = {}
+    ignored: list[str] = []
+    for name in names:
+        path = directory / name
+        if (name.startswith(".") or Path(name).suffix.lower() not in _TIFF_SUFFIXES
+                or not path.is_file()):
+            ignored.append(name)
+            continue
+        z = slice_number(name)
+        if z is None:
+            ignored.append(name)
+            continue
+        if z in paths:
+            raise ScrollError(f"{path}: duplicate slice number {z} (also {paths[z].name})")
+        paths[z] = path
+    if ignored:
+        note(f"note: ignoring {len(ignored)} file(s) that are not numbered TIFF slices: "
+             + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+    if not paths:
+        raise ScrollError(f"{directory}: no TIFF slices (*.tif, *.tiff) found")
+    first, last = min(paths), max(paths)
+    missing = [z for z in range(first, last + 1) if z not in paths]
+    if missing and not allow_missing:
+        raise ScrollError(f"{directory}: missing slices {format_numbers(missing)} "
+                          "(use --allow_missing to fill them with zeros)")
+    if missing:
+        note(f"note: {len(missing)} missing slice(s) filled with zeros: "
+             f"{format_numbers(missing)}")
+
+    # headers are small; reading them in parallel hides file-system latency
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        headers = list(pool.map(read_header, [paths[z] for z in sorted(paths)]))
+    shape, dtype = headers[0]
+    for z, (s, d) in zip(sorted(paths), headers):
+        if s != shape:
+            raise ScrollError(f"{paths[z]}: slice shape {s[1]}x{s[0]} (width x height) "
+                              f"differs from {shape[1]}x{shape[0]} of "
+                              f"{paths[first].name}")
+        if d != dtype:
+            raise ScrollError(f"{paths[z]}: slice dtype {d} differs from {dtype} of "
+                              f"{paths[first].name}")
+    return SliceStack(directory, paths, shape, dtype, tuple(missing))
+
+
+def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
+    """Return ``((height, width), dtype)`` of a slice TIFF after checking that it is a
+    single-page, single-channel 2-D image whose pixel data lies within the file."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ScrollError(f"{path}: empty file (0 bytes)")
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) != 1:
+                raise ScrollError(f"{path}: {len(tif.pages)} pages; slices must be "
+                                  "single-page TIFFs")
+            page = tif.pages.first
+            if page.samplesperpixel != 1 or len(page.shape) != 2:
+                raise ScrollError(f"{path}: image of shape {page.shape}; slices must be "
+                                  "2-D single-channel (not RGB or multi-sample)")
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
+            if not ends or max(ends) > size or min(page.databytecounts) == 0:
+                raise ScrollError(f"{path}: truncated TIFF (pixel data ends past the "
+                                  f"file's {size} bytes)")
+            return (int(page.shape[0]), int(page.shape[1])), np.dtype(page.dtype)
+    except ScrollError:
+        raise
+    except PermissionError:
+        raise ScrollError(f"{path}: permission denied") from None
+    except Exception as exc:
+        raise ScrollError(f"{path}: not a readable TIFF ({exc})") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _raw_layout(path: str, size: int, mtime_ns: int) -> tuple[int, int, np.dtype] | None:
+    """``(offset, width, dtype)`` of an uncompressed contiguous slice, None otherwise.
+
+    Cached per file (keyed by size and time, so a changed file is looked at again): a
+    conversion reads each slice in several bands, and parsing the TIFF header each time
+    cost more than reading the rows."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        if not (page.is_contiguous and page.compression == 1):
+            return None
+        dtype = np.dtype(page.dtype).newbyteorder(tif.byteorder)
+        return int(page.dataoffsets[0]), int(page.shape[1]), dtype
+
+
+def read_rows(path: Path, y0: int, y1: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Return rows ``y0:y1`` (all columns) of the slice at ``path`` as a (rows, width)
+    array of the file's dtype in native byte order.
+
+    Reads only what those rows need: one byte range of an uncompressed contiguous slice
+    (read straight into ``out``), or the strips/tiles that cover the rows of a compressed
+    one. If ``out`` is given the rows are written into it (it must have the right shape
+    and dtype) and it is returned. Raises :class:`ScrollError` naming the file when it
+    cannot be read.
+    """
+    try:
+        st = os.stat(path)
+        layout = _raw_layout(str(path), st.st_size, st.st_mtime_ns)
+        if layout is not None:
+            offset, width, dtype = layout
+            if out is None:
+                out = np.empty((y1 - y0, width), dtype=dtype.newbyteorder("="))
+            view = out.reshape(-1).view(np.uint8)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                got = os.preadv(fd, [view], offset + y0 * width * dtype.itemsize)
+            finally:
+                os.close(fd)
+            if got != view.nbytes:
+                raise ScrollError(f"{path}: truncated TIFF (short read)")
+            if not dtype.isnative and dtype.itemsize > 1:
+                out.byteswap(inplace=True)
+            return out
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if out is None:
+                out = np.empty((y1 - y0, page.shape[1]),
+                               dtype=np.dtype(page.dtype).newbyteorder("="))
+            _read_segments(tif, page, y0, y1, out)
+            return out
+    except ScrollError:
+        raise
+    except Exception as exc:
+        raise ScrollError(f"{path}: cannot read rows {y0}:{y1} ({exc})") from None
+
+
+def _read_segments(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
+                   out: np.ndarray) -> None:
+    """Decode the strips or tiles of ``page`` that overlap rows ``y0:y1`` into ``out``."""
+    height, width = page.shape
+    seg_h, seg_w = page.chunks[-2], page.chunks[-1] if page.is_tiled else width
+    across = -(-width // seg_w) if page.is_tiled else 1
+    decode = page.decode
+    fh = tif.filehandle
+    for index, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+        row = (index // across) * seg_h
+        if row + seg_h <= y0 or row >= y1:
+            continue
+        fh.seek(offset)
+        data = fh.read(count)
+        segment, (_, _, sy, sx, _), _ = decode(data, index, jpegtables=page.jpegtables)
+        if segment is None:
+            raise ScrollError(f"{tif.filehandle.path}: empty segment {index}")
+        segment = segment.reshape(segment.shape[-3], segment.shape[-2])
+        r0, r1 = max(sy, y0), min(sy + segment.shape[0], y1, height)
+        c1 = min(sx + segment.shape[1], width)
+        out[r0 - y0:r1 - y0, sx:c1] = segment[r0 - sy:r1 - sy, :c1 - sx]

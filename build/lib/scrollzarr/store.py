@@ -1,0 +1,316 @@
+"""The output store: refusing or clearing an existing output, creating the level arrays
+and writing the group's metadata.
+
+Layout (zarr v2, NGFF 0.4, as khartes and Neuroglancer's ``zarr2://`` read it)::
+
+    OUT.zarr/.zgroup            {"zarr_format": 2}
+    OUT.zarr/.zattrs            {"multiscales": [...]}  (only levels that are complete)
+    OUT.zarr/L/.zarray          chunks (c, c, c), dtype as input, fill 0, no compressor,
+                                dimension_separator "/"
+    OUT.zarr/L/IZ/IY/IX         chunk files; all-zero chunks are never written
+
+With ``zarr_only`` the store is one array at the root (``OUT.zarr/.zarray``).
+
+Layout with ``zarr_format=3`` (NGFF 0.5, Neuroglancer's ``zarr3://``)::
+
+    OUT.zarr/zarr.json          group; attributes {"ome": {"version": "0.5", ...}}
+    OUT.zarr/L/zarr.json        array; dimension_names ["z", "y", "x"], fill 0, and with
+                                ``shard`` a sharding_indexed codec: shards of (s, s, s)
+                                voxels holding (c, c, c) inner chunks
+    OUT.zarr/L/c/IZ/IY/IX       one file per chunk (or per shard); all-zero chunks are left
+                                out of their shard (index entry 2**64-1) and all-zero
+                                shards are never written
+
+``compression`` is the ``--compression`` spec (:func:`parse_compression`); it maps to a
+numcodecs compressor on zarr v2 and to the equivalent zarr codec on v3, and
+:func:`compression_of` maps an existing array back to its spec.
+
+A store location is a local path or an fsspec URL (``s3://bucket/scroll.zarr``); every
+function here takes either, as a string or Path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numcodecs
+import numpy as np
+import zarr
+import zarr.codecs
+
+from .errors import ScrollError
+from .ngff import AXES
+
+_MARKERS = (".zgroup", ".zarray", "zarr.json")
+
+
+def is_url(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def join(root: str | Path, name: str) -> str:
+    """The location of ``name`` inside the store at ``root`` ("/"-separated)."""
+    return str(root).rstrip("/") + "/" + name
+
+
+def _fs(location: str | Path) -> tuple[fsspec.AbstractFileSystem, str]:
+    return fsspec.core.url_to_fs(str(location))
+
+
+def is_zarr_store(location: str | Path) -> bool:
+    """True if ``location`` holds a zarr group or array at its root."""
+    fs, path = _fs(location)
+    return any(fs.exists(path.rstrip("/") + "/" + m) for m in _MARKERS)
+
+
+def remove(location: str | Path) -> None:
+    """Delete the directory (or object prefix) at ``location`` if it exists."""
+    fs, path = _fs(location)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def prepare_output(location: str | Path, overwrite: bool) -> None:
+    """Make sure ``location`` can be written: refuse an existing output unless
+    ``overwrite``, and then delete it only if it is a zarr store (never an arbitrary
+    directory)."""
+    fs, path = _fs(location)
+    if not fs.exists(path):
+        parent = fs._parent(path)
+        if not is_url(location) and not fs.exists(parent):
+            raise ScrollError(f"{location}: parent directory {parent} does not exist")
+        return
+    if not fs.isdir(path):
+        raise ScrollError(f"{location}: output exists and is not a directory")
+    empty = not fs.ls(path)
+    if not overwrite:
+        if empty:
+            return  # an empty directory is as good as none
+        raise ScrollError(f"{location}: output already exists (use --overwrite to replace it)")
+    if not is_zarr_store(location):
+        if not empty:
+            raise ScrollError(f"{location}: --overwrite refuses to delete a directory that "
+                              "is not a zarr store")
+        return
+    fs.rm(path, recursive=True)
+
+
+def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
+                 dtype: np.dtype, attributes: dict[str, Any] | None = None,
+                 zarr_format: int = 2, shard: int | None = None,
+                 compression: str = "none") -> zarr.Array:
+    """Create a (z, y, x) zarr array at ``store`` with cubic chunks of ``chunk`` voxels,
+    fill value 0, and all-zero chunks left unwritten; return it (open for writing).
+
+    zarr v2: "/" chunk keys (``IZ/IY/IX``), C order. zarr v3: default chunk keys
+    (``c/IZ/IY/IX``), ``dimension_names`` z, y, x, and with ``shard`` (voxels, a multiple
+    of ``chunk``) shards of ``shard**3`` voxels. ``compression`` is a ``--compression``
+    spec. Raises :class:`ScrollError` for a bad layout (see :func:`check_layout`).
+    """
+    check_layout(zarr_format, chunk, shard, compression)
+    compressors = _compressors(parse_compression(compression), zarr_format)
+    common = dict(store=str(store), shape=shape, chunks=(chunk,) * 3, dtype=dtype,
+                  compressors=compressors, fill_value=0, overwrite=True,
+                  attributes=attributes or {}, config={"write_empty_chunks": False})
+    if zarr_format == 2:
+        return zarr.create_array(
+            zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"}, order="C",
+            **common)
+    # v3 default chunk keys (c/IZ/IY/IX) are what Neuroglancer's zarr3:// expects
+    return zarr.create_array(
+        zarr_format=3, shards=(shard,) * 3 if shard else None,
+        dimension_names=AXES, **common)
+
+
+def create_group(path: str | Path, zarr_format: int = 2) -> zarr.Group:
+    """Create (or open) the zarr group at ``path``."""
+    return zarr.open_group(str(path), mode="a", zarr_format=zarr_format)
+
+
+def open_array(path: Path | str, mode: str = "r+") -> zarr.Array:
+    """Open a level array; write_empty_chunks off so zero regions stay unwritten."""
+    return zarr.open_array(str(path), mode=mode, config={"write_empty_chunks": False})
+
+
+def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
+    """Replace the group's (or root array's) user attributes with ``attrs``.
+
+    A local zarr v2 node gets its ``.zattrs`` written directly, as zarr writes it (JSON,
+    indent 2), under a temporary name and renamed: opening the node through zarr costs
+    a tenth of a second, paid after every level.
+    """
+    local = Path(str(path))
+    if not is_url(path) and ((local / ".zgroup").is_file() or (local / ".zarray").is_file()):
+        tmp = local / ".zattrs.partial"
+        tmp.write_text(json.dumps(attrs, indent=2))
+        os.replace(tmp, local / ".zattrs")
+        return
+    node = zarr.open(str(path), mode="r+")
+    node.attrs.clear()
+    node.attrs.update(attrs)
+
+
+def get_attributes(path: str | Path) -> dict[str, Any]:
+    return dict(zarr.open(str(path), mode="r").attrs)
+
+
+@dataclass(frozen=True)
+class Compression:
+    """A parsed ``--compression`` spec: ``codec`` is "none", "zstd", "gzip" or "blosc";
+    ``cname`` the blosc compressor; ``level`` the codec's level; ``shuffle`` the blosc
+    shuffle ("bitshuffle", "shuffle" or "noshuffle")."""
+
+    codec: str
+    level: int = 0
+    cname: str = ""
+    shuffle: str = ""
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string (level always given, shuffle only if not default)."""
+        if self.codec == "none":
+            return "none"
+        name = f"blosc-{self.cname}" if self.codec == "blosc" else self.codec
+        tail = f":{self.shuffle}" if self.codec == "blosc" and self.shuffle != BLOSC_SHUFFLE \
+            else ""
+        return f"{name}:{self.level}{tail}"
+
+
+#: codec -> (lowest level, highest level, default level)
+LEVELS = {"zstd": (1, 22, 3), "gzip": (1, 9, 6), "blosc": (1, 9, 5)}
+BLOSC_CNAMES = ("zstd", "lz4", "lz4hc", "zlib", "blosclz")
+BLOSC_SHUFFLES = ("bitshuffle", "shuffle", "noshuffle")
+#: bitshuffle: on noisy 16-bit CT it compresses as well as byte shuffle, several times faster
+BLOSC_SHUFFLE = "bitshuffle"
+COMPRESSION_HELP = ("none, zstd[:LEVEL], gzip[:LEVEL], blosc-CNAME[:LEVEL[:SHUFFLE]] with "
+                    "CNAME one of " + "|".join(BLOSC_CNAMES) + " and SHUFFLE one of "
+                    + "|".join(BLOSC_SHUFFLES))
+
+
+def parse_compression(spec: str) -> Compression:
+    """Parse a ``--compression`` spec: ``none``, ``zstd[:LEVEL]`` (1-22, default 3),
+    ``gzip[:LEVEL]`` (1-9, default 6) or ``blosc-CNAME[:LEVEL[:SHUFFLE]]`` (CNAME zstd,
+    lz4, lz4hc, zlib or blosclz; LEVEL 1-9, default 5; SHUFFLE bitshuffle (default),
+    shuffle or noshuffle). Case-insensitive. Raises :class:`ScrollError` naming the spec.
+    """
+    text = str(spec).strip().lower()
+    fields = text.split(":")
+    name = fields[0]
+    bad = f"--compression {spec!r}"
+    if name == "none":
+        if len(fields) > 1:
+            raise ScrollError(f"{bad}: 'none' takes no level")
+        return Compression("none")
+    if name.startswith("blosc-"):
+        codec, cname = "blosc", name[len("blosc-"):]
+        if cname not in BLOSC_CNAMES:
+            raise ScrollError(f"{bad}: unknown blosc compressor {cname!r} (choose "
+                              + ", ".join(f"blosc-{c}" for c in BLOSC_CNAMES) + ")")
+        max_fields = 3
+    elif name in ("zstd", "gzip"):
+        codec, cname, max_fields = name, "", 2
+    else:
+        raise ScrollError(f"{bad}: unknown compression (choose {COMPRESSION_HELP})")
+    if len(fields) > max_fields:
+        raise ScrollError(f"{bad}: too many ':' fields (expected {COMPRESSION_HELP})")
+    lo, hi, level = LEVELS[codec]
+    if len(fields) > 1 and fields[1] != "":
+        try:
+            level = int(fields[1])
+        except ValueError:
+            raise ScrollError(f"{bad}: level {fields[1]!r} is not an integer") from None
+        if not lo <= level <= hi:
+            raise ScrollError(f"{bad}: level {level} is outside {lo}..{hi} for {name}")
+    shuffle = ""
+    if codec == "blosc":
+        shuffle = fields[2] if len(fields) > 2 and fields[2] != "" else BLOSC_SHUFFLE
+        if shuffle not in BLOSC_SHUFFLES:
+            raise ScrollError(f"{bad}: unknown blosc shuffle {shuffle!r} (choose "
+                              + ", ".join(BLOSC_SHUFFLES) + ")")
+    return Compression(codec, level, cname, shuffle)
+
+
+def _compressors(c: Compression, zarr_format: int) -> Any:
+    """The ``compressors=`` argument of zarr.create_array for ``c``: None, a numcodecs
+    codec (zarr v2) or a zarr.codecs codec (zarr v3)."""
+    if c.codec == "none":
+        return None
+    if zarr_format == 2:
+        if c.codec == "zstd":
+            return numcodecs.Zstd(level=c.level)
+        if c.codec == "gzip":
+            return numcodecs.GZip(level=c.level)
+        shuffle = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE,
+                   "bitshuffle": numcodecs.Blosc.BITSHUFFLE}[c.shuffle]
+        return numcodecs.Blosc(cname=c.cname, clevel=c.level, shuffle=shuffle)
+    if c.codec == "zstd":
+        return zarr.codecs.ZstdCodec(level=c.level)
+    if c.codec == "gzip":
+        return zarr.codecs.GzipCodec(level=c.level)
+    return zarr.codecs.BloscCodec(cname=c.cname, clevel=c.level, shuffle=c.shuffle)
+
+
+def check_layout(zarr_format: int, chunk: int, shard: int | None, compression: str) -> None:
+    """Check the store layout options before anything is written; raise
+    :class:`ScrollError` with a one-line message naming the option at fault.
+
+    ``zarr_format`` must be 2 or 3; ``shard`` (voxels) only with 3, and a positive
+    multiple of ``chunk`` (voxels); ``compression`` a valid spec (:func:`parse_compression`).
+    """
+    if zarr_format not in (2, 3):
+        raise ScrollError(f"--zarr_format {zarr_format}: must be 2 or 3")
+    if shard is not None:
+        if zarr_format != 3:
+            raise ScrollError(f"--shard_size {shard}: shards need --zarr_format 3 "
+                              "(zarr v2 has no shards)")
+        if shard <= 0 or chunk <= 0 or shard % chunk:
+            raise ScrollError(f"--shard_size {shard}: must be a positive multiple of "
+                              f"--chunk_size {chunk}")
+    parse_compression(compression)
+
+
+def compression_of(array: zarr.Array) -> str:
+    """The canonical ``--compression`` spec an existing array was written with (for a
+    sharded v3 array, the compression of its inner chunks).
+
+    Raises :class:`ScrollError` naming the array if it uses a filter or a compressor
+    that ``--compression`` cannot express (so new levels would not match it).
+    """
+    where = f"{array.store_path}"
+    if array.filters:
+        raise ScrollError(f"{where}: filters {list(array.filters)} are not supported "
+                          "(--compression cannot reproduce them)")
+    compressors = list(array.compressors)
+    if not compressors:
+        return "none"
+    if len(compressors) > 1:
+        raise ScrollError(f"{where}: several compressors {compressors} are not supported")
+    codec = compressors[0]
+    # numcodecs codecs (v2) carry codec_id; zarr v3 codecs describe themselves in to_dict
+    if hasattr(codec, "codec_id"):
+        name, config = codec.codec_id, codec.get_config()
+    else:
+        d = codec.to_dict()
+        name, config = d["name"], dict(d.get("configuration", {}))
+    if name == "zstd" and not config.get("checksum", False):
+        spec = f"zstd:{config.get('level', 0) or LEVELS['zstd'][2]}"
+    elif name == "gzip":
+        spec = f"gzip:{config.get('level', LEVELS['gzip'][2])}"
+    elif name == "blosc":
+        shuffle = config.get("shuffle", BLOSC_SHUFFLE)
+        if isinstance(shuffle, int):  # numcodecs: 0 no, 1 byte, 2 bit shuffle
+            shuffle = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}.get(shuffle, "auto")
+        spec = f"blosc-{config.get('cname')}:{config.get('clevel')}:{shuffle}"
+    else:
+        raise ScrollError(f"{where}: compressor {name} {config} is not one --compression "
+                          f"writes ({COMPRESSION_HELP})")
+    try:
+        return parse_compression(spec).spec
+    except ScrollError:
+        raise ScrollError(f"{where}: compressor {name} {config} is not one --compression "
+                          f"writes ({COMPRESSION_HELP})") from None
