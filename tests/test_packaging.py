@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -106,10 +107,16 @@ def test_python_m_scrollzarr_names_an_unknown_command():
 
 
 def test_wheel_holds_the_package_and_its_console_scripts(tmp_path):
-    """Build the wheel as ``pip install .`` would (no network: no isolation, no deps)."""
+    """Build the wheel as ``pip install .`` would (no network: no isolation, no deps),
+    from a copy of the sources: setuptools leaves build/ beside pyproject.toml."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "scrollzarr", source / "scrollzarr",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(tmp_path), str(ROOT)],
+         "-q", "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     [wheel] = tmp_path.glob("scrollzarr-*.whl")
