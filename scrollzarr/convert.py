@@ -276,6 +276,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands, t.unit_option)
         record = existing
         chunkio.remove_partial_files(output)
+        store.drop_consolidated(output)  # may list levels this run rewrites
         say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
             f"{len(plan.tasks)} tasks already done")
     else:
@@ -294,6 +295,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             existing.remove()
         plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say,
                           unit_option=t.unit_option)
+        store.drop_consolidated(output)  # --first_new_level: it lists the old levels
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
     say(t.summary)
@@ -304,8 +306,10 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         if not t.zarr_only:
             store.set_attributes(output, {
                 **ngff.image_attributes(t.levels_meta[:level + 1], t.origin, t.voxel_size,
-                                        t.name, t.zarr_format),
+                                        t.name, t.zarr_format,
+                                        _omero(t, level) if level == last else None),
                 ngff.OWN_KEY: _own(t.origin, complete=level == last)})
+            store.write_consolidated(output)
         journal.crash_point("level")
 
     if t.first_level > 0:
@@ -325,6 +329,14 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     record.remove()
     say(f"done: {output}")
     return output
+
+
+def _omero(t: _Target, level: int) -> dict:
+    """The omero block of a finished store: its display window from ``level`` (the
+    coarsest, cheap to read) and level 0's middle slice as the default z."""
+    coarse = store.open_array(t.job.arrays[level], mode="r")
+    return ngff.omero(t.name, coarse.dtype, ngff.display_window(coarse),
+                      t.job.shapes[0][0] // 2, "0.4" if t.zarr_format == 2 else None)
 
 
 def _is_complete(output: str) -> bool:
