@@ -12,6 +12,7 @@ import errno
 import os
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import psutil
 
-from . import chunkio, journal, ngff, plan as planning, pyramid, store
+from . import chunkio, journal, ngff, plan as planning, progress, pyramid, store
 from .errors import ScrollError
 from .slices import SliceStack, find_slices
 
@@ -268,6 +269,7 @@ def _own(origin: Sequence[float], complete: bool) -> dict:
 
 def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) -> str:
     """Run a target's plan with its journal: create or resume, record, finish."""
+    started = time.monotonic()
     existing = journal.Journal.open(output) if store.is_zarr_store(output) else None
     threads = o.num_threads or os.cpu_count() or 1
     if existing is not None and o.resume:
@@ -298,7 +300,8 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         store.drop_consolidated(output)  # --first_new_level: it lists the old levels
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
-    say(t.summary)
+    say(f"{t.summary}; {store.describe(t.job.arrays[t.first_level])}, crop origin z,y,x = "
+        f"{tuple(int(v) if float(v).is_integer() else v for v in t.origin)}")
     last = len(t.job.shapes) - 1
 
     def level_done(level: int) -> None:
@@ -327,7 +330,10 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     if t.zarr_only:
         store.set_attributes(output, {ngff.OWN_KEY: _own(t.origin, complete=True)})
     record.remove()
-    say(f"done: {output}")
+    level0 = int(np.prod(t.job.shapes[0])) * np.dtype(t.job.dtype).itemsize
+    for line in progress.finished(output, len(t.job.shapes), time.monotonic() - started,
+                                  level0, store.disk_usage(output), not t.zarr_only):
+        say(line)
     return output
 
 
@@ -410,12 +416,12 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
     """Plan tasks whose parallel runs fit the memory budget (see plan.make_plan)."""
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
-        say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
+        say(f"memory budget: {budget:.1f} GiB (half the available RAM; --max_gb to change)")
     try:
         plan = planning.make_plan(job, first_level, budget * 2**30, threads, bands)
     except ValueError as exc:
         raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
-                          f"needs {float(str(exc)):.3g} GB (raise --max_gb, or lower "
+                          f"needs {float(str(exc)):.3g} GiB (raise --max_gb, or lower "
                           f"{unit_option})") from None
     fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})
     if fewer and bands is None:

@@ -32,9 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tqdm import tqdm
-
-from . import chunkio, plan as planning, store
+from . import chunkio, plan as planning, progress, store
 from .errors import ScrollError
 
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d+$")
@@ -271,8 +269,7 @@ def _run_plan(client, plan: planning.Plan, job: planning.Job, quiet: bool,
                 on_level_done(level)
             next_stage += 1
 
-    with tqdm(total=total, initial=skipped, unit="B", unit_scale=True, unit_divisor=1024,
-              desc="tasks (dask)", disable=quiet, dynamic_ncols=True) as bar:
+    with progress.bar(total, "tasks (dask)", initial=skipped, quiet=quiet) as bar:
         finish_stages()  # stages whose tasks were all skipped
         try:
             submit_ready()

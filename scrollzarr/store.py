@@ -184,6 +184,24 @@ def get_attributes(path: str | Path) -> dict[str, Any]:
         return dict(zarr.open_array(str(path), mode="r").attrs)
 
 
+def describe(location: str | Path) -> str:
+    """The layout choices of the array at ``location``, for the start line of a
+    conversion: ``"zarr v2 (NGFF 0.4), <u2, chunks 128^3, no shards, compression none"``."""
+    array = open_array(location, mode="r")
+    fmt = array.metadata.zarr_format
+    shard = getattr(array, "shards", None)
+    return (f"zarr v{fmt} (NGFF {'0.4' if fmt == 2 else '0.5'}), "
+            f"{np.dtype(array.dtype).str}, chunks {array.chunks[0]}^3, "
+            + (f"shards {shard[0]}^3" if shard else "no shards")
+            + f", compression {compression_of(array)}")
+
+
+def disk_usage(location: str | Path) -> int:
+    """Bytes of all files under ``location`` (chunks and metadata)."""
+    fs, path = _fs(location)
+    return int(fs.du(path)) if fs.exists(path) else 0
+
+
 def write_consolidated(location: str | Path) -> None:
     """(Re)write ``.zmetadata`` of the zarr v2 group at ``location`` from the metadata
     files now in it, so HTTP readers get every level's metadata in one request instead of
