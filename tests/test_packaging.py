@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -127,3 +128,18 @@ def test_wheel_holds_the_package_and_its_console_scripts(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for command, module in SCRIPTS.items():
         assert f"{command} = scrollzarr.scripts.{module}:entry" in text
+
+
+def test_demo_says_in_one_line_that_python_is_too_old(tmp_path):
+    fake = tmp_path / "python3.9"
+    fake.write_text('#!/bin/sh\ncase "$1" in -V) echo "Python 3.9.2";; *) exit 1;; esac\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_PYTHON"}
+    proc = subprocess.run(["bash", str(ROOT / "demo.sh"), str(tmp_path / "out")],
+                          env={**env, "PYTHON": str(fake)}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: demo.sh needs Python >= 3.11; {fake} is Python 3.9.2 "
+        "(set PYTHON=/path/to/python3.11)"]
+    assert not (tmp_path / "out").exists()
