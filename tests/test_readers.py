@@ -207,3 +207,27 @@ def test_resume_ignores_a_stale_consolidated_copy_and_rewrites_it(tmp_path):
     assert attrs["scrollzarr"]["complete"] and len(attrs["multiscales"][0]["datasets"]) == 4
     for level, ref in enumerate(ref_pyramid(vol, 4, "mean")):
         np.testing.assert_array_equal(zarr.open_array(str(out / str(level)))[:], ref)
+
+
+def test_http_reader_gets_all_metadata_in_one_request(tmp_path):
+    """Over our own server, zarr opens the group and every level from .zmetadata alone
+    instead of probing each level's .zarray/.zattrs (and v3 keys) one by one."""
+    from scrollzarr import serve
+
+    vol = random_volume((16, 16, 16), seed=6)
+    src = write_stack(tmp_path / "in", vol)
+    convert(src, tmp_path / "s.zarr", Options(chunk_size=8, nlevels=3, quiet=True))
+    server = serve.StoreServer(tmp_path)
+    server.start()
+    try:
+        group = zarr.open_group(server.url + "s.zarr", mode="r")
+        levels = [group[str(level)] for level in range(3)]
+        np.testing.assert_array_equal(levels[0][...], vol)
+        metadata = [path for _, path, _ in server.requests_seen
+                    if path.rsplit("/", 1)[-1] in (".zarray", ".zattrs", ".zgroup",
+                                                   ".zmetadata", "zarr.json")]
+    finally:
+        server.stop()
+    assert "/s.zarr/.zmetadata" in metadata
+    assert not [p for p in metadata if p.startswith(("/s.zarr/0/", "/s.zarr/1/",
+                                                     "/s.zarr/2/"))], metadata
