@@ -58,6 +58,10 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", HelpFormatter)
+        prog = kwargs.get("prog")
+        invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+        if prog and invoked == prog.removesuffix(".py").replace("_", "-"):
+            kwargs["prog"] = invoked  # started as the console script scroll-to-ome
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version",
                           version=f"%(prog)s (scrollzarr {__version__})")

@@ -129,6 +129,19 @@ def test_wheel_holds_the_package_and_its_console_scripts(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for command, module in SCRIPTS.items():
         assert f"{command} = scrollzarr.scripts.{module}:entry" in text
+    # installed from the wheel (its dependencies are those of this interpreter), the
+    # console script runs from anywhere and names itself as it was called
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                           "--no-index", "--target", str(target), str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    proc = subprocess.run([str(target / "bin" / "scroll-to-ome"), "--version"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    from scrollzarr import __version__
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"scroll-to-ome (scrollzarr {__version__})"
 
 
 def test_demo_says_in_one_line_that_python_is_too_old(tmp_path):
