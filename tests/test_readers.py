@@ -231,3 +231,18 @@ def test_http_reader_gets_all_metadata_in_one_request(tmp_path):
     assert "/s.zarr/.zmetadata" in metadata
     assert not [p for p in metadata if p.startswith(("/s.zarr/0/", "/s.zarr/1/",
                                                      "/s.zarr/2/"))], metadata
+
+
+def test_display_window_of_a_large_level_reads_only_sampled_chunks(tmp_path, monkeypatch):
+    """A single-level store's window must not read the whole scroll: whole chunks on a
+    grid, and their non-zero percentiles."""
+    monkeypatch.setattr(ngff, "_WINDOW_SAMPLE", 4 * 4**3)  # four 4^3 chunks
+    array = zarr.create_array(str(tmp_path / "a.zarr"), shape=(16, 16, 16), chunks=(4,) * 3,
+                              dtype="u2", fill_value=0, zarr_format=2)
+    vol = random_volume((16, 16, 16), seed=8, high=1000)
+    array[...] = vol
+    start, end = ngff.display_window(array)
+    # stride round((64 / 4) ** (1/3)) = 3 chunks from chunk 1: chunks 1 on every axis
+    sampled = vol[4:8, 4:8, 4:8]
+    lo, hi = np.percentile(sampled[sampled != 0], ngff.WINDOW_PERCENTILES)
+    assert (start, end) == (pytest.approx(lo), pytest.approx(hi))
