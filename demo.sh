@@ -4,6 +4,7 @@
 # render the segment's layers (from the .ppm and the tifxyz).
 # Usage: bash demo.sh [OUT_DIR]   (default ./sample)
 # SAMPLE_SHAPE=Z,Y,X picks the volume size (default 256,512,512, 128 MB of slices);
+# PYTHON=/path/to/python3.11 builds .venv from that interpreter (default python3; 3.11+);
 # DEMO_PYTHON=/path/to/python skips the virtual environment and uses that interpreter.
 # OUT_DIR is created with a marker file (.scrollzarr-demo); a later run deletes only what
 # the demo wrote there, and refuses a non-empty directory without the marker.
@@ -37,11 +38,19 @@ SHAPE=${SAMPLE_SHAPE:-256,512,512}
 if [ -n "${DEMO_PYTHON:-}" ]; then
   PY=$DEMO_PYTHON
 else
+  BASE=${PYTHON:-python3}
+  if ! "$BASE" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "error: demo.sh needs Python >= 3.11; $BASE is $("$BASE" -V 2>&1 || echo missing) (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+  fi
   PY=.venv/bin/python
-  stamp=.venv/.requirements-$(sha1sum requirements.txt | cut -c1-12)
-  if [ ! -f "$stamp" ]; then
-    echo "== setting up .venv (pip install -r requirements.txt)"
-    python3 -m venv .venv
+  # rebuild .venv when the requirements or the interpreter it was made from changed
+  base_id=$("$BASE" -c 'import sys; print(sys.executable, sys.version)')
+  stamp=.venv/.requirements-$(sha1sum requirements.txt | cut -c1-12)-$(echo "$base_id" | sha1sum | cut -c1-12)
+  if [ ! -f "$stamp" ] || ! "$PY" -c '' 2>/dev/null; then
+    echo "== setting up .venv with $("$BASE" -V 2>&1) (pip install -r requirements.txt)"
+    rm -rf .venv
+    "$BASE" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -r requirements.txt
     touch "$stamp"

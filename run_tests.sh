@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite in a fresh virtual environment (.venv-test), installing what
-# the tests need: the pinned Python packages and, when run as root, Debian's chromium and
+# the tests need: the pinned Python packages (requirements-test.txt) and, when run as root, Debian's chromium and
 # chromium-driver for the real-browser Neuroglancer tests.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,6 +25,6 @@ fi
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -r requirements.txt
+"$VENV/bin/python" -m pip install -q -r requirements-test.txt
 
 exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests "$@"

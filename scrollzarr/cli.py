@@ -31,25 +31,61 @@ def _dashed(names: Sequence[str]) -> list[str]:
     return [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that lists each option once, by its underscore spelling: the dashed aliases
+    that :class:`Parser` adds are accepted but not shown."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        aliases = getattr(action, "dashed_aliases", ())
+        if not aliases:
+            return super()._format_action_invocation(action)
+        shown = [o for o in action.option_strings if o not in aliases]
+        original, action.option_strings = action.option_strings, shown
+        try:
+            return super()._format_action_invocation(action)
+        finally:
+            action.option_strings = original
+
+
+def _with_aliases(add: Callable[..., argparse.Action]) -> Callable[..., argparse.Action]:
+    """Wrap an ``add_argument`` so that it also registers the dashed spellings."""
+    def add_argument(*names, **kwargs):
+        aliases = _dashed(names)
+        action = add(*names, *aliases, **kwargs)
+        action.dashed_aliases = tuple(aliases)
+        return action
+    return add_argument
+
+
 class Parser(argparse.ArgumentParser):
     """The parser of every script: ``--version``, abbreviations off (a script that works
     today must not break when an option is added) and every ``--under_score`` option also
-    accepted as ``--under-score``. Usage errors are one line and exit 2.
+    accepted as ``--under-score`` (not repeated in ``--help``). Usage errors are one line
+    and exit 2.
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        prog = kwargs.get("prog")
+        invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+        if prog and invoked == prog.removesuffix(".py").replace("_", "-"):
+            kwargs["prog"] = invoked  # started as the console script scroll-to-ome
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version",
                           version=f"%(prog)s (scrollzarr {__version__})")
 
     def add_argument(self, *names, **kwargs):
-        return super().add_argument(*names, *_dashed(names), **kwargs)
+        return _with_aliases(super().add_argument)(*names, **kwargs)
 
     def add_argument_group(self, *args, **kwargs):
         group = super().add_argument_group(*args, **kwargs)
-        plain = group.add_argument
-        group.add_argument = lambda *names, **kw: plain(*names, *_dashed(names), **kw)
+        group.add_argument = _with_aliases(group.add_argument)
+        return group
+
+    def add_mutually_exclusive_group(self, *args, **kwargs):
+        group = super().add_mutually_exclusive_group(*args, **kwargs)
+        group.add_argument = _with_aliases(group.add_argument)
         return group
 
     def error(self, message: str):

@@ -15,6 +15,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import psutil
 
-from . import chunkio, cli, journal, ngff, plan as planning, pyramid, safety, store
+from . import chunkio, cli, journal, ngff, plan as planning, progress, pyramid, safety, store
 from .errors import Interrupted, ScrollError
 from .slices import SliceStack, find_slices
 
@@ -321,6 +322,7 @@ def _own(origin: Sequence[float], complete: bool) -> dict:
 
 def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) -> str:
     """Run a target's plan with its journal: create or resume, record, finish."""
+    started = time.monotonic()
     existing = journal.Journal.open(output) if store.is_zarr_store(output) else None
     threads = o.num_threads or os.cpu_count() or 1
     if existing is not None and o.resume:
@@ -329,6 +331,7 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say, bands, t.unit_option)
         record = existing
         chunkio.remove_partial_files(output)
+        store.drop_consolidated(output)  # may list levels this run rewrites
         say(f"resuming {output}: {len(record.done & {x.key for x in plan.tasks})} of "
             f"{len(plan.tasks)} tasks already done")
     else:
@@ -347,9 +350,11 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
             existing.remove()
         plan = _make_plan(t.job, t.first_level, o.max_gb, threads, say,
                           unit_option=t.unit_option)
+        store.drop_consolidated(output)  # --first_new_level: it lists the old levels
         t.create()
         record = journal.Journal.create(output, {**t.params, "bands": plan.bands})
-    say(t.summary)
+    say(f"{t.summary}; {store.describe(t.job.arrays[t.first_level])}, crop origin z,y,x = "
+        f"{tuple(int(v) if float(v).is_integer() else v for v in t.origin)}")
     last = len(t.job.shapes) - 1
 
     def level_done(level: int) -> None:
@@ -357,8 +362,10 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
         if not t.zarr_only:
             store.set_attributes(output, {
                 **ngff.image_attributes(t.levels_meta[:level + 1], t.origin, t.voxel_size,
-                                        t.name, t.zarr_format),
+                                        t.name, t.zarr_format,
+                                        _omero(t, level) if level == last else None),
                 ngff.OWN_KEY: _own(t.origin, complete=level == last)})
+            store.write_consolidated(output)
         journal.crash_point("level")
 
     if t.first_level > 0:
@@ -380,8 +387,19 @@ def _execute(output: str, o: Options, t: _Target, say: Callable[[str], None]) ->
     if t.zarr_only:
         store.set_attributes(output, {ngff.OWN_KEY: _own(t.origin, complete=True)})
     record.remove()
-    say(f"done: {output}")
+    level0 = int(np.prod(t.job.shapes[0])) * np.dtype(t.job.dtype).itemsize
+    for line in progress.finished(output, len(t.job.shapes), time.monotonic() - started,
+                                  level0, store.disk_usage(output), not t.zarr_only):
+        say(line)
     return output
+
+
+def _omero(t: _Target, level: int) -> dict:
+    """The omero block of a finished store: its display window from ``level`` (the
+    coarsest, cheap to read) and level 0's middle slice as the default z."""
+    coarse = store.open_array(t.job.arrays[level], mode="r")
+    return ngff.omero(t.name, coarse.dtype, ngff.display_window(coarse),
+                      t.job.shapes[0][0] // 2, "0.4" if t.zarr_format == 2 else None)
 
 
 def _is_complete(output: str) -> bool:
@@ -492,12 +510,12 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
     """Plan tasks whose parallel runs fit the memory budget (see plan.make_plan)."""
     budget = max_gb if max_gb is not None else default_budget_gb()
     if max_gb is None:
-        say(f"memory budget: {budget:.1f} GB (half the available RAM; --max_gb to change)")
+        say(f"memory budget: {budget:.1f} GiB (half the available RAM; --max_gb to change)")
     try:
         plan = planning.make_plan(job, first_level, budget * 2**30, threads, bands)
     except ValueError as exc:
         raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
-                          f"needs {float(str(exc)):.3g} GB (raise --max_gb, or lower "
+                          f"needs {float(str(exc)):.3g} GiB (raise --max_gb, or lower "
                           f"{unit_option})") from None
     fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})
     if fewer and bands is None:

@@ -12,7 +12,8 @@ retried it) rewrites the same bytes and the output is identical to the local exe
 What the machines must share: the slice paths (same absolute paths on every worker,
 e.g. one network file system), the output location (the same path, or an object-store
 URL such as ``s3://bucket/scroll.zarr`` with credentials on every worker), and the same
-``scrollzarr`` source (checked before anything is submitted).
+``scrollzarr`` source: checked before anything is submitted; workers without scrollzarr
+receive the client's (its dependencies, numpy, zarr, tifffile..., must be installed there).
 
 This module imports dask; the default local executor never imports it.
 """
@@ -23,18 +24,19 @@ import collections
 import contextlib
 import dataclasses
 import hashlib
+import importlib.resources
 import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tqdm import tqdm
-
-from . import chunkio, plan as planning, store
+from . import chunkio, plan as planning, progress, store
 from .errors import ScrollError
 
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d+$")
@@ -118,13 +120,31 @@ def _run_after(job: planning.Job, task: dict, run_id: str, *done_before: int) ->
     return planning.run_task(job, planning.Task(**fields))
 
 
-def _package_digest() -> tuple[str, str]:
-    """(sha256 of the scrollzarr sources, their directory) of the process it runs in."""
-    directory = Path(__file__).resolve().parent
+def _package_digest() -> tuple[str, str, str]:
+    """(sha256 of the scrollzarr sources, where they are, the version) of the process it
+    runs in (a directory, or the zip a client sent)."""
+    from . import __version__
+
     h = hashlib.sha256()
-    for path in sorted(directory.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest(), str(directory)
+    for name, data in _sources():
+        h.update(name.encode() + b"\0" + data + b"\0")
+    return h.hexdigest(), str(Path(__file__).resolve().parent), __version__
+
+
+def _sources() -> list[tuple[str, bytes]]:
+    """(path relative to the package, bytes) of every source file of the package, in a
+    fixed order; read through importlib.resources, so also from a zip on sys.path."""
+    found = []
+
+    def walk(node, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                if child.name != "__pycache__":
+                    walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".py"):
+                found.append((prefix + child.name, child.read_bytes()))
+    walk(importlib.resources.files(__package__), "")
+    return sorted(found)
 
 
 # ---- the client side
@@ -164,25 +184,66 @@ def _client(scheduler: str, workers: int | None, quiet: bool) -> Iterator:
 
 
 def _check_worker_code(client, scheduler: str, quiet: bool) -> None:
-    """Refuse to run when a worker cannot import scrollzarr or runs other sources than
-    this client: the output would differ from the local executor's, or every task fail."""
-    expected, here = _package_digest()
+    """Make sure every worker runs this client's scrollzarr: workers that cannot import
+    it receive it (a zip of the package through ``client.upload_file``, which workers
+    joining later get too); a worker with other sources installed is refused, naming
+    both versions, since its output could differ from the local executor's."""
+    expected, here, version = _package_digest()
     answers = client.run(_by_value("_package_digest"), on_error="return")
     if not answers:
         if not quiet:
             print(f"note: no workers connected to {scheduler} yet; tasks wait for them",
                   file=sys.stderr)
         return
+    missing = _compare(answers, scheduler, expected, here, version)
+    if not missing:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = _package_zip(Path(tmp), version, expected)
+        try:
+            client.upload_file(str(archive), load=True)
+        except Exception as exc:  # the worker's own error, e.g. a missing dependency
+            raise ScrollError(f"--scheduler {scheduler}: sending scrollzarr to the workers "
+                              f"failed ({type(exc).__name__}: {exc})") from None
+    if not quiet:
+        print(f"note: sent scrollzarr {version} to {len(missing)} worker(s) that could not "
+              "import it", file=sys.stderr)
+    answers = client.run(_by_value("_package_digest"), on_error="return")
+    still = _compare(answers, scheduler, expected, here, version)
+    if still:
+        address, answer = still[0]
+        raise ScrollError(f"--scheduler {scheduler}: worker {address} cannot import "
+                          f"scrollzarr even after it was sent ({type(answer).__name__}: "
+                          f"{answer}); install it there (pip install scrollzarr=={version})")
+
+
+def _compare(answers: dict, scheduler: str, expected: str, here: str,
+             version: str) -> list[tuple[str, BaseException]]:
+    """The workers (address, error) that cannot import scrollzarr; raise
+    :class:`ScrollError` for one that runs other sources."""
+    missing = []
     for address, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
-            raise ScrollError(f"--scheduler {scheduler}: worker {address} cannot import "
-                              f"scrollzarr ({type(answer).__name__}: {answer}); start the "
-                              f"workers with PYTHONPATH={Path(here).parent}") from None
-        digest, where = answer
+            missing.append((address, answer))
+            continue
+        digest, where, theirs = answer
         if digest != expected:
-            raise ScrollError(f"--scheduler {scheduler}: worker {address} runs other "
-                              f"scrollzarr sources ({where}) than this client ({here}); "
-                              "give every machine the same checkout")
+            same = " (same version number, other sources)" if theirs == version else ""
+            raise ScrollError(f"--scheduler {scheduler}: worker {address} has scrollzarr "
+                              f"{theirs} ({where}) but this client runs scrollzarr {version} "
+                              f"({here}){same}; install the same version on every worker "
+                              "or uninstall it there (the client then sends its own)")
+    return missing
+
+
+def _package_zip(into: Path, version: str, digest: str) -> Path:
+    """A zip of the package's sources (importable from ``sys.path``), named by version
+    and digest so that a worker never mixes two uploads."""
+    archive = into / f"scrollzarr-{version}-{digest[:12]}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in _sources():
+            z.writestr("scrollzarr/" + name, data)
+    return archive
 
 
 def _absolute_paths(job: planning.Job) -> planning.Job:
@@ -271,8 +332,7 @@ def _run_plan(client, plan: planning.Plan, job: planning.Job, quiet: bool,
                 on_level_done(level)
             next_stage += 1
 
-    with tqdm(total=total, initial=skipped, unit="B", unit_scale=True, unit_divisor=1024,
-              desc="tasks (dask)", disable=quiet, dynamic_ncols=True) as bar:
+    with progress.bar(total, "tasks (dask)", initial=skipped, quiet=quiet) as bar:
         finish_stages()  # stages whose tasks were all skipped
         try:
             submit_ready()

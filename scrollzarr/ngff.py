@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import zarr
 
+from . import __version__
 from .errors import ScrollError
 
 AXES = ("z", "y", "x")
@@ -52,6 +53,12 @@ def level_transform(level: int, algorithm: str, origin: Sequence[float] = (0, 0,
     return scale, translation
 
 
+def tidy(value: float) -> float:
+    """``value`` rounded to 12 significant digits: transforms computed in binary floating
+    point (``27.685000000000002``) are written as the decimal a person means (27.685)."""
+    return float(f"{float(value):.12g}")
+
+
 def multiscales(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0, 0, 0),
                 voxel_size: float | None = None, name: str = "scroll",
                 version: str = "0.4") -> dict[str, Any]:
@@ -59,7 +66,9 @@ def multiscales(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0,
 
     ``levels`` lists ``(path, algorithm)`` for every level present, level 0 first; the
     algorithm decides each level's translation (levels added later with
-    ``--first_new_level`` may use another algorithm than the first ones).
+    ``--first_new_level`` may use another algorithm than the first ones). ``metadata``
+    names the downsampling function, our version and its arguments (NGFF's
+    ``method``/``version``/``kwargs``); ``metadata.algorithms`` lists each level's.
     """
     axes = []
     for ax in AXES:
@@ -73,32 +82,108 @@ def multiscales(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0,
         datasets.append({
             "path": path,
             "coordinateTransformations": [
-                {"type": "scale", "scale": scale},
-                {"type": "translation", "translation": translation},
+                {"type": "scale", "scale": [tidy(v) for v in scale]},
+                {"type": "translation", "translation": [tidy(v) for v in translation]},
             ],
         })
     algorithms = sorted({a for _, a in levels[1:]}) or ["none"]
+    method = algorithms[0] if len(algorithms) == 1 else "mixed"
     entry = {
         "name": name,
         "axes": axes,
         "datasets": datasets,
-        "type": algorithms[0] if len(algorithms) == 1 else "mixed",
-        "metadata": {"method": "scrollzarr", "algorithms": [a for _, a in levels]},
+        "type": method,
+        "metadata": {
+            "description": "each level from the one above, 2x2x2 blocks (scrollzarr)",
+            "method": "scrollzarr.pyramid.downsample",
+            "version": __version__,
+            "args": [],
+            "kwargs": {"algorithm": method, "factor": [2, 2, 2]},
+            "algorithms": [a for _, a in levels],
+        },
     }
     if version == "0.4":
         entry = {"version": "0.4", **entry}
     return entry
 
 
+#: Percentiles of the non-zero voxels of a coarse level that bound the display window.
+WINDOW_PERCENTILES = (0.5, 99.5)
+
+#: At most about this many voxels of the coarse level are read for the window.
+_WINDOW_SAMPLE = 2**27
+
+
+def display_window(array: Any) -> tuple[float, float]:
+    """``(start, end)`` of a grey display window in stored units: the
+    :data:`WINDOW_PERCENTILES` of the non-zero voxels of ``array`` (a coarse level,
+    (z, y, x); masked background is 0 and must not pull the window down). An array
+    larger than about 2**27 voxels (a single-level store) is sampled by whole chunks on
+    a regular grid, so only those chunks are read. An all-zero array gives the whole
+    dtype range."""
+    shape, chunks = tuple(array.shape), tuple(array.chunks)
+    if int(np.prod(shape)) <= _WINDOW_SAMPLE:
+        values = np.asarray(array[...]).ravel()
+    else:
+        grid = [-(-s // c) for s, c in zip(shape, chunks)]
+        wanted = max(1, _WINDOW_SAMPLE // int(np.prod(chunks)))
+        stride = max(1, round((int(np.prod(grid)) / wanted) ** (1 / 3)))
+        parts = []
+        for iz in range(stride // 2 % grid[0], grid[0], stride):
+            for iy in range(stride // 2 % grid[1], grid[1], stride):
+                for ix in range(stride // 2 % grid[2], grid[2], stride):
+                    block = np.asarray(array[iz * chunks[0]:(iz + 1) * chunks[0],
+                                             iy * chunks[1]:(iy + 1) * chunks[1],
+                                             ix * chunks[2]:(ix + 1) * chunks[2]])
+                    parts.append(block[block != 0])
+        values = np.concatenate(parts) if parts else np.zeros(0, array.dtype)
+    values = values[values != 0]
+    info = np.iinfo(array.dtype) if np.dtype(array.dtype).kind in "ui" else None
+    if values.size == 0:
+        return (float(info.min), float(info.max)) if info else (0.0, 1.0)
+    lo, hi = np.percentile(values, WINDOW_PERCENTILES)
+    if hi <= lo:
+        hi = lo + 1
+    return tidy(lo), tidy(hi)
+
+
+def omero(name: str, dtype: Any, window: tuple[float, float], default_z: int,
+          version: str | None = "0.4") -> dict[str, Any]:
+    """The ``omero`` block: one grey channel named ``name`` whose window ``start``/``end``
+    (stored units, from :func:`display_window`) lies within ``min``/``max`` (the dtype's
+    range), and ``rdefs`` (greyscale, ``defaultZ`` a level-0 z index) for napari and
+    iohub. ``version`` None leaves it out (NGFF 0.5 versions the whole ``ome`` block)."""
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype) if dtype.kind in "ui" else np.finfo(dtype)
+    block: dict[str, Any] = {
+        "name": name,
+        "channels": [{
+            "label": name, "color": "FFFFFF", "active": True, "inverted": False,
+            "coefficient": 1.0, "family": "linear",
+            "window": {"min": float(info.min), "max": float(info.max),
+                       "start": float(window[0]), "end": float(window[1])},
+        }],
+        "rdefs": {"model": "greyscale", "defaultT": 0, "defaultZ": int(default_z)},
+    }
+    if version is not None:
+        block["version"] = version
+    return block
+
+
 def image_attributes(levels: Sequence[tuple[str, str]], origin: Sequence[float] = (0, 0, 0),
                      voxel_size: float | None = None, name: str = "scroll",
-                     zarr_format: int = 2) -> dict[str, Any]:
+                     zarr_format: int = 2, omero: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
     """The NGFF part of an image group's attributes: ``{"multiscales": [...]}`` (NGFF
-    0.4, zarr v2) or ``{"ome": {"version": "0.5", "multiscales": [...]}}`` (zarr v3)."""
+    0.4, zarr v2) or ``{"ome": {"version": "0.5", "multiscales": [...]}}`` (zarr v3),
+    with the ``omero`` block (see :func:`omero`) when given."""
+    extra = {} if omero is None else {"omero": omero}
     if zarr_format == 2:
-        return {"multiscales": [multiscales(levels, origin, voxel_size, name, "0.4")]}
+        return {"multiscales": [multiscales(levels, origin, voxel_size, name, "0.4")],
+                **extra}
     return {"ome": {"version": "0.5",
-                    "multiscales": [multiscales(levels, origin, voxel_size, name, "0.5")]}}
+                    "multiscales": [multiscales(levels, origin, voxel_size, name, "0.5")],
+                    **extra}}
 
 
 @dataclass(frozen=True)

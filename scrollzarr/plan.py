@@ -19,12 +19,11 @@ from __future__ import annotations
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from . import chunkio, pyramid, slices
+from . import chunkio, progress, pyramid, slices
 
 Span = tuple[int, int]
 
@@ -343,9 +342,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
         done_bytes = total - sum(task_bytes(plan.job, t) for t in todo)
         written = plan.written(stage)
         desc = f"level {stage}" if len(written) == 1 else f"levels {stage}-{written[-1]}"
-        with tqdm(total=total, initial=done_bytes, unit="B", unit_scale=True,
-                  unit_divisor=1024, desc=desc, disable=quiet,
-                  leave=True, dynamic_ncols=True) as bar:
+        with progress.bar(total, desc, initial=done_bytes, quiet=quiet) as bar:
             _run_tasks(plan.job, todo, parallel, bar, on_task_done)
         for level in written:
             on_level_done(level)
@@ -358,7 +355,7 @@ def task_bytes(job: Job, task: Task) -> int:
     return (task.z[1] - task.z[0]) * (task.y[1] - task.y[0]) * nx * np.dtype(job.dtype).itemsize
 
 
-def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: tqdm,
+def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: Any,
                on_task_done: Callable[[Task], None]) -> None:
     if num_threads <= 1:
         for task in tasks:

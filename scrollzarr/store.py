@@ -4,9 +4,14 @@ and writing the group's metadata.
 Layout (zarr v2, NGFF 0.4, as khartes and Neuroglancer's ``zarr2://`` read it)::
 
     OUT.zarr/.zgroup            {"zarr_format": 2}
-    OUT.zarr/.zattrs            {"multiscales": [...]}  (only levels that are complete)
+    OUT.zarr/.zattrs            {"multiscales": [...], "omero": {...}}  (only levels
+                                that are complete; omero once the last one is)
+    OUT.zarr/.zmetadata         consolidated copy of every metadata file (one request for
+                                HTTP readers); rewritten after each level, dropped before
+                                a run changes the arrays, never read by us
     OUT.zarr/L/.zarray          chunks (c, c, c), dtype as input, fill 0, no compressor,
                                 dimension_separator "/"
+    OUT.zarr/L/.zattrs          {"_ARRAY_DIMENSIONS": ["z", "y", "x"]} (xarray)
     OUT.zarr/L/IZ/IY/IX         chunk files; all-zero chunks are never written
 
 With ``zarr_only`` the store is one array at the root (``OUT.zarr/.zarray``).
@@ -34,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,12 @@ from .journal import DIRNAME as JOURNAL_DIRNAME
 from .ngff import AXES, OWN_KEY
 
 _MARKERS = (".zgroup", ".zarray", "zarr.json")
+
+#: The attribute by which xarray names the dimensions of a zarr v2 array.
+ARRAY_DIMENSIONS = "_ARRAY_DIMENSIONS"
+
+#: Consolidated metadata of a zarr v2 group (zarr v3 and NGFF 0.5 define none).
+CONSOLIDATED = ".zmetadata"
 
 
 def is_url(location: str | Path) -> bool:
@@ -133,9 +145,12 @@ def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
     """
     check_layout(zarr_format, chunk, shard, compression)
     compressors = _compressors(parse_compression(compression), zarr_format)
+    attributes = dict(attributes or {})
+    if zarr_format == 2:  # xarray names v2 dimensions by this attribute (v3 has its own)
+        attributes = {ARRAY_DIMENSIONS: list(AXES), **attributes}
     common = dict(store=str(store), shape=shape, chunks=(chunk,) * 3, dtype=dtype,
                   compressors=compressors, fill_value=0, overwrite=True,
-                  attributes=attributes or {}, config={"write_empty_chunks": False})
+                  attributes=attributes, config={"write_empty_chunks": False})
     if zarr_format == 2:
         return zarr.create_array(
             zarr_format=2, chunk_key_encoding={"name": "v2", "separator": "/"}, order="C",
@@ -157,7 +172,8 @@ def open_array(path: Path | str, mode: str = "r+") -> zarr.Array:
 
 
 def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
-    """Replace the group's (or root array's) user attributes with ``attrs``.
+    """Replace the group's (or root array's) user attributes with ``attrs`` (a zarr v2
+    root array keeps its ``_ARRAY_DIMENSIONS``).
 
     A local zarr v2 node gets its ``.zattrs`` written directly, as zarr writes it (JSON,
     indent 2), under a temporary name and renamed: opening the node through zarr costs
@@ -165,18 +181,68 @@ def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
     """
     local = Path(str(path))
     if not is_url(path) and ((local / ".zgroup").is_file() or (local / ".zarray").is_file()):
+        if (local / ".zarray").is_file():
+            attrs = {ARRAY_DIMENSIONS: list(AXES), **attrs}
         tmp = local / ".zattrs.partial"
         tmp.write_text(json.dumps(attrs, indent=2, allow_nan=False))  # NaN is no JSON
         os.replace(tmp, local / ".zattrs")
         return
     json.dumps(attrs, allow_nan=False)  # refuse NaN/Infinity before zarr writes them
     node = zarr.open(str(path), mode="r+")
+    if isinstance(node, zarr.Array) and node.metadata.zarr_format == 2:
+        attrs = {ARRAY_DIMENSIONS: list(AXES), **attrs}
     node.attrs.clear()
     node.attrs.update(attrs)
 
 
 def get_attributes(path: str | Path) -> dict[str, Any]:
-    return dict(zarr.open(str(path), mode="r").attrs)
+    """The user attributes of the group (or root array) at ``path``, read from the node
+    itself, never from a consolidated copy (which may predate an interrupted run)."""
+    try:
+        return dict(zarr.open_group(str(path), mode="r", use_consolidated=False).attrs)
+    except zarr.errors.GroupNotFoundError:
+        return dict(zarr.open_array(str(path), mode="r").attrs)
+
+
+def describe(location: str | Path) -> str:
+    """The layout choices of the array at ``location``, for the start line of a
+    conversion: ``"zarr v2 (NGFF 0.4), <u2, chunks 128^3, no shards, compression none"``."""
+    array = open_array(location, mode="r")
+    fmt = array.metadata.zarr_format
+    shard = getattr(array, "shards", None)
+    return (f"zarr v{fmt} (NGFF {'0.4' if fmt == 2 else '0.5'}), "
+            f"{np.dtype(array.dtype).str}, chunks {array.chunks[0]}^3, "
+            + (f"shards {shard[0]}^3" if shard else "no shards")
+            + f", compression {compression_of(array)}")
+
+
+def disk_usage(location: str | Path) -> int:
+    """Bytes of all files under ``location`` (chunks and metadata)."""
+    fs, path = _fs(location)
+    return int(fs.du(path)) if fs.exists(path) else 0
+
+
+def write_consolidated(location: str | Path) -> None:
+    """(Re)write ``.zmetadata`` of the zarr v2 group at ``location`` from the metadata
+    files now in it, so HTTP readers get every level's metadata in one request instead of
+    probing for keys. Nothing for zarr v3 groups or for a plain root array."""
+    fs, path = _fs(location)
+    if not fs.exists(path.rstrip("/") + "/.zgroup"):
+        return
+    with warnings.catch_warnings():
+        # our resume journal beside the levels is no zarr node; zarr says so per call
+        warnings.filterwarnings("ignore", "Object at .* is not recognized",
+                                zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(str(location), zarr_format=2)
+
+
+def drop_consolidated(location: str | Path) -> None:
+    """Delete ``.zmetadata`` at ``location`` if there: called before a run changes the
+    arrays, so that no reader trusts a copy that no longer matches them."""
+    fs, path = _fs(location)
+    consolidated = path.rstrip("/") + "/" + CONSOLIDATED
+    if fs.exists(consolidated):
+        fs.rm(consolidated)
 
 
 @dataclass(frozen=True)

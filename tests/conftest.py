@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 
+# scrollzarr and the helpers here (reference.py) are importable through pytest's
+# ``pythonpath`` setting in pyproject.toml
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def write_stack(directory: Path, volume: np.ndarray, first: int = 0,

@@ -167,7 +167,7 @@ def case_max_gb_too_small(t):
     d = good_stack(t / "in", shape=(60, 1000))
     need = 1.25 * 4 * 128 * 1000 * 2 / 2**30  # 4 slices x one chunk row x 1000, uint16
     return ([d, t / "o.zarr", "--max_gb", "0.0001"],
-            f"--max_gb 0.0001 is too small: one task of one chunk row needs {need:.3g} GB "
+            f"--max_gb 0.0001 is too small: one task of one chunk row needs {need:.3g} GiB "
             "(raise --max_gb, or lower --chunk_size)", 1)
 
 

@@ -4,6 +4,7 @@ S3-compatible server, and the output compared byte for byte with the local execu
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import tifffile
 import zarr
 
 from conftest import ROOT, run_script
-from scrollzarr import plan as planning, store
+from scrollzarr import __version__, plan as planning, store
 from scrollzarr.distributed import run_dask
 from scrollzarr.errors import ScrollError
 from scrollzarr.sample import write_scroll
@@ -28,7 +29,9 @@ distributed = pytest.importorskip("distributed")
 DASK = [sys.executable, "-m", "dask"]
 BASE = ["--nlevels", "3", "--quiet"]
 OPTS = [*BASE, "--chunk_size", "32"]
-WORKER_ENV = {"PYTHONPATH": str(ROOT)}  # how workers import scrollzarr (see README)
+# workers start without scrollzarr (no PYTHONPATH, not installed, cwd elsewhere): the
+# client sends them its own
+WORKER_ENV: dict[str, str] = {}
 
 
 def store_bytes(root: Path) -> dict[str, bytes]:
@@ -276,15 +279,45 @@ def test_worker_killed_mid_run_output_still_identical(tmp_path):
         c.close()
 
 
-def test_worker_that_cannot_import_scrollzarr_is_reported(tmp_path, scroll):
+def test_workers_without_scrollzarr_receive_it_and_write_identical_bytes(tmp_path, scroll):
+    src, reference = scroll
+    c = Cluster(tmp_path / "cluster", workers=2, worker_env={})
+    try:
+        with c.client() as client:  # the workers really cannot import it by themselves
+            assert all(isinstance(r, ImportError) for r in client.run(
+                lambda: __import__("scrollzarr"), on_error="return").values())
+        out = tmp_path / "scroll.zarr"
+        proc = run_script("scroll_to_ome.py", src, out, *OPTS, "--scheduler", c.address)
+        assert proc.returncode == 0, proc.stderr
+        assert_same_store(store_bytes(out), reference)
+        with c.client() as client:  # ... and a worker joining later gets it too
+            c.add_worker("late")
+            client.wait_for_workers(3, timeout=60)
+            late = c.worker_address("late", client)
+            [where] = client.run(lambda: __import__("scrollzarr").__file__,
+                                 workers=[late]).values()
+            assert ".zip" in where
+    finally:
+        c.close()
+
+
+def test_worker_with_another_scrollzarr_version_is_one_clear_error(tmp_path, scroll):
     src, _ = scroll
-    c = Cluster(tmp_path / "cluster", workers=1, worker_env={})
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "scrollzarr", other / "scrollzarr",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    init = other / "scrollzarr" / "__init__.py"
+    init.write_text(init.read_text().replace(f'"{__version__}"', '"0.0.9"'))
+    c = Cluster(tmp_path / "cluster", workers=1, worker_env={"PYTHONPATH": str(other)})
     try:
         proc = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", *OPTS,
                           "--scheduler", c.address)
         assert proc.returncode == 1
-        assert "cannot import scrollzarr" in proc.stderr and "PYTHONPATH" in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "has scrollzarr 0.0.9" in proc.stderr
+        assert f"this client runs scrollzarr {__version__}" in proc.stderr
+        # the check runs once the store is created: it must not look finished
+        assert not store.get_attributes(tmp_path / "o.zarr")["scrollzarr"]["complete"]
     finally:
         c.close()
 

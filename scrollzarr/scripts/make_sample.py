@@ -15,9 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from .. import cli, sample
+from .. import cli, progress, sample
 from ..errors import ScrollError
 
 
@@ -40,8 +38,10 @@ def main(args: argparse.Namespace) -> None:
         raise ScrollError(f"{slices}: already exists; remove it or pick another OUT_DIR")
     slices.mkdir(parents=True, exist_ok=True)
     z, y, x = args.shape
-    for i in tqdm(range(z), desc="synthetic slices", unit="slice", disable=args.quiet):
-        sample.write_slice(slices, i, args.shape, compression=args.compression)
+    with progress.bar(z, "synthetic slices", unit="slice", quiet=args.quiet) as bar:
+        for i in range(z):
+            sample.write_slice(slices, i, args.shape, compression=args.compression)
+            bar.update(1)
     try:
         from .. import segment
     except ImportError:

@@ -18,6 +18,7 @@ from ..layers import DIRECTIONS, render_layers
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.Parser(
+        prog="ppm_to_layers.py",
         description="Render flattened layers of a .ppm segment from an OME-Zarr store.")
     parser.add_argument("ppm", metavar="PPM",
                         help="segment .ppm file (a <stem>_mask.png beside it is honoured)")

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nlevels", type=cli.number(int, minimum=1, maximum=64), default=6,
                    help="resolution levels including level 0 (default 6)")
     p.add_argument("--max_gb", type=cli.number(float, above=0), default=None,
-                   help="memory budget in GB (default: half the available RAM)")
+                   help="memory budget in GiB (default: half the available RAM)")
     p.add_argument("--zarr_only", action="store_true",
                    help="write one plain zarr array (level 0 only), no pyramid")
     p.add_argument("--overwrite", action="store_true",
