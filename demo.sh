@@ -15,24 +15,18 @@ OUT=$(realpath -m -- "${1:-$HERE/sample}")
 MARK=.scrollzarr-demo
 PRODUCTS="slices segment.ppm segment_tifxyz segment_tifxyz_1 segment.obj scroll.zarr layers stack.tif layers_tifxyz stack_tifxyz.tif"
 cd "$HERE"
-# refused before anything is set up or written
+# refused before anything is set up or written (checks only; nothing is written yet)
 case "$HERE/" in
   "$OUT"/*) echo "error: $OUT: OUT_DIR contains the scrollzarr checkout $HERE; choose another directory" >&2; exit 1 ;;
 esac
 if [ -e "$OUT" ] || [ -L "$OUT" ]; then
   if [ ! -d "$OUT" ]; then
     echo "error: $OUT: OUT_DIR exists and is not a directory" >&2; exit 1
-  elif [ -f "$OUT/$MARK" ]; then
-    # ours: delete only what an earlier demo run wrote, nothing else that lies there
-    for p in $PRODUCTS; do rm -rf -- "${OUT:?}/$p"; done
-  elif [ -n "$(ls -A -- "$OUT")" ]; then
+  elif [ ! -f "$OUT/$MARK" ] && [ -n "$(ls -A -- "$OUT")" ]; then
     echo "error: $OUT: OUT_DIR is not empty and was not made by demo.sh (no $MARK file); choose a new or empty directory" >&2
     exit 1
   fi
-else
-  mkdir -p -- "$OUT"
 fi
-echo "made by scrollzarr demo.sh; a later demo run deletes only: $PRODUCTS" > "$OUT/$MARK"
 SHAPE=${SAMPLE_SHAPE:-256,512,512}
 
 if [ -n "${DEMO_PYTHON:-}" ]; then
@@ -56,6 +50,14 @@ else
     touch "$stamp"
   fi
 fi
+
+# only now, with the interpreter ready, is anything written to OUT_DIR
+if [ -f "$OUT/$MARK" ]; then
+  # ours: delete only what an earlier demo run wrote, nothing else that lies there
+  for p in $PRODUCTS; do rm -rf -- "${OUT:?}/$p"; done
+fi
+mkdir -p -- "$OUT"
+echo "made by scrollzarr demo.sh; a later demo run deletes only: $PRODUCTS" > "$OUT/$MARK"
 
 echo "== making the synthetic scroll ($SHAPE) in $OUT"
 "$PY" make_sample.py "$OUT" --shape "$SHAPE"
