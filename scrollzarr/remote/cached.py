@@ -37,12 +37,14 @@ METADATA_NAMES = frozenset({".zarray", ".zgroup", ".zattrs", ".zmetadata", "zarr
 @dataclass
 class FetchStats:
     """Counters of one store: ``requests`` that reached the network (every attempt),
-    ``fetched_bytes`` received, ``hits`` served from the disk cache, ``missing`` absent
-    objects (fetched or remembered), ``cache_errors`` entries that could not be written
-    (a full disk: the read still succeeds)."""
+    ``fetched_bytes`` received (``chunk_bytes`` of them for chunks and shards, the rest
+    metadata), ``hits`` served from the disk cache, ``missing`` absent chunks (fetched or
+    remembered; absent metadata documents are not counted), ``cache_errors`` entries that
+    could not be written (a full disk: the read still succeeds)."""
 
     requests: int = 0
     fetched_bytes: int = 0
+    chunk_bytes: int = 0
     hits: int = 0
     missing: int = 0
     cache_errors: int = 0
@@ -119,9 +121,9 @@ class CachedStore(WrapperStore[Store]):
             hit = await asyncio.to_thread(self.cache.lookup, self._place, name,
                                           self.ttl if metadata else None, self.ttl)
             if hit is not None:
-                self.stats.add(hits=1, missing=int(hit.data is None))
+                self.stats.add(hits=1, missing=int(hit.data is None and not metadata))
                 return None if hit.data is None else prototype.buffer.from_bytes(hit.data)
-        data = await self._fetch(key, byte_range)
+        data = await self._fetch(key, byte_range, metadata)
         if self._place is not None:
             try:
                 await asyncio.to_thread(self.cache.store, self._place, name, data)
@@ -129,7 +131,8 @@ class CachedStore(WrapperStore[Store]):
                 self.stats.add(cache_errors=1)
         return None if data is None else prototype.buffer.from_bytes(data)
 
-    async def _fetch(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
+    async def _fetch(self, key: str, byte_range: ByteRequest | None,
+                     metadata: bool) -> bytes | None:
         """The object (or range) from the network; None when it does not exist."""
         async def once() -> Buffer | None:
             self.stats.add(requests=1)
@@ -137,10 +140,10 @@ class CachedStore(WrapperStore[Store]):
 
         value = await with_retries(once, f"{self.location}/{key}", self.attempts)
         if value is None:
-            self.stats.add(missing=1)
+            self.stats.add(missing=int(not metadata))
             return None
         data = trim_to_range(value.to_bytes(), byte_range)
-        self.stats.add(fetched_bytes=len(data))
+        self.stats.add(fetched_bytes=len(data), chunk_bytes=0 if metadata else len(data))
         return data
 
     async def get_partial_values(self, prototype: BufferPrototype,
