@@ -213,13 +213,24 @@ def test_a_server_killed_mid_run_ends_it_with_one_line_and_no_layer_file(
 
 
 class _AuthHandler(http.server.SimpleHTTPRequestHandler):
-    """The data server's way: 401 with a challenge unless the right basic auth is sent."""
+    """The data server's way: 401 with a challenge unless the right basic auth is sent;
+    chunks of level 1 are redirected to another origin (a CDN) when ``redirect_to`` is
+    set. Every Authorization header received is recorded in ``authorizations``."""
 
     def do_GET(self):  # noqa: N802
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        if self.headers.get("Authorization") != "Basic " + token:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="scrolls"')
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        if self.server.check:
+            token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if self.headers.get("Authorization") != "Basic " + token:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="scrolls"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        if self.server.redirect_to and self.path.startswith("/scroll.zarr/1/") and \
+                self.path[-1].isdigit():
+            self.send_response(302)
+            self.send_header("Location", self.server.redirect_to + self.path)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -229,16 +240,43 @@ class _AuthHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def _auth_server(directory: Path, check: bool = True, redirect_to: str = ""):
+    handler = lambda *a, **kw: _AuthHandler(*a, directory=str(directory), **kw)  # noqa
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.check, server.redirect_to, server.authorizations = check, redirect_to, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def protected(published):
-    root = published[0]
-    handler = lambda *a, **kw: _AuthHandler(*a, directory=str(root / "data"), **kw)  # noqa
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = _auth_server(published[0] / "data")
     yield f"http://127.0.0.1:{server.server_address[1]}/scroll.zarr"
     server.shutdown()
     server.server_close()
+
+
+def test_credentials_are_not_sent_to_another_origin_a_redirect_leads_to(
+        published, tmp_path):
+    root, ppm, _ = published
+    cdn = _auth_server(root / "data", check=False)
+    origin = _auth_server(root / "data",
+                          redirect_to=f"http://localhost:{cdn.server_address[1]}")
+    try:
+        url = f"http://127.0.0.1:{origin.server_address[1]}/scroll.zarr"
+        env = {"SCROLL_PASSWORD": PASSWORD, "NETRC": str(tmp_path / "no-netrc")}
+        proc = render(ppm, url, tmp_path / "out", "--user", USER, "--level", "1",
+                      "--cache_dir", tmp_path / "cache", env=env)
+        assert proc.returncode == 0, proc.stderr
+        local = render(ppm, root / "data" / "scroll.zarr", tmp_path / "local", "--level",
+                       "1")
+        assert outputs(tmp_path / "out") == outputs(tmp_path / "local")
+        assert cdn.authorizations and set(cdn.authorizations) == {None}
+        assert local.returncode == 0
+    finally:
+        for server in (cdn, origin):
+            server.shutdown()
+            server.server_close()
 
 
 def test_password_protected_server_with_user_and_password_from_the_environment(

@@ -6,8 +6,9 @@ errors). Both libraries are set to one attempt per request (the wrapper retries)
 plain GETs (s3fs would otherwise send a HEAD before every whole-object read).
 
 HTTP: basic auth with ``--user`` and the password from ``SCROLL_PASSWORD`` or ~/.netrc
-(:func:`.auth.credentials`); redirects are followed, and aiohttp drops the credentials on
-a redirect to another host.
+(:func:`.auth.credentials`), sent as a per-request ``Authorization`` header: aiohttp
+drops that header when a redirect leads to another origin (a CDN), whereas a
+session-wide ``auth=`` would be sent there again (checked with aiohttp 3.14).
 
 S3: the endpoint is ``AWS_ENDPOINT_URL`` when set (else AWS); credentials come from the
 standard environment variables, the shared files or a profile (``AWS_PROFILE``); with
@@ -29,7 +30,7 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
 from ..errors import ScrollError
-from .auth import _without_userinfo, credentials
+from .auth import _without_userinfo, basic_auth_header, credentials
 from .cached import CachedStore
 from .diskcache import DiskCache
 from .options import RemoteOptions
@@ -90,13 +91,14 @@ def _http(url: str, options: RemoteOptions):
     import aiohttp
     from fsspec.implementations.http import HTTPFileSystem
 
-    client_kwargs: dict = {"timeout": aiohttp.ClientTimeout(
+    client_kwargs = {"timeout": aiohttp.ClientTimeout(
         total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)}
     found = credentials(url, options.user, interactive=options.interactive)
+    request_kwargs = {}
     if found is not None:
-        client_kwargs["auth"] = aiohttp.BasicAuth(*found)
+        request_kwargs["headers"] = {"Authorization": basic_auth_header(*found)}
     fs = HTTPFileSystem(asynchronous=True, skip_instance_cache=True,
-                        client_kwargs=client_kwargs)
+                        client_kwargs=client_kwargs, **request_kwargs)
     # the user is part of the cache key: another account may see other data
     key = url if found is None else f"{url} (user {found[0]})"
     return fs, url, key
