@@ -481,3 +481,45 @@ def test_least_recently_used_entries_are_evicted_first(tmp_path):
     assert cache.lookup(place, f"{1:064x}", None, 0) is None
     assert cache.lookup(place, f"{99:064x}", None, 0).data == b"y" * 1000
     assert cache.total_bytes <= cache.max_bytes
+
+
+def test_two_renders_sharing_a_small_cache_at_once_both_equal_local(
+        published, tmp_path, running):
+    root, ppm, local = published
+    server = running(serve.StoreServer(root / "data"))
+    url = server.url + "scroll.zarr"
+    # ~100 KiB: far less than the chunks the segment reads, so both evict all the time
+    args = ("--cache_dir", tmp_path / "cache", "--cache_gb", "0.0001")
+    procs = [subprocess.Popen(
+        [sys.executable, str(ROOT / "ppm_to_layers.py"), ppm, url, tmp_path / f"out{i}",
+         tmp_path / f"out{i}" / "stack.tif", *LAYERS, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    assert outputs(tmp_path / "out0") == local and outputs(tmp_path / "out1") == local
+    held = sum(p.stat().st_size + 4096 for p in (tmp_path / "cache").rglob("*")
+               if p.is_file() and p.name != "location" and p.parent != tmp_path / "cache")
+    assert held <= 0.0001 * 2**30 * (1 + 2 / 20)
+
+
+def test_no_disk_cache_with_cache_gb_0_every_render_asks_again(published, tmp_path,
+                                                               running):
+    root, ppm, local = published
+    server = running(serve.StoreServer(root / "data"))
+    url = server.url + "scroll.zarr"
+    for n in range(2):
+        server.clear_requests()
+        proc = render(ppm, url, tmp_path / f"out{n}", "--cache_dir", tmp_path / "cache",
+                      "--cache_gb", "0")
+        assert proc.returncode == 0, proc.stderr
+        assert outputs(tmp_path / f"out{n}") == local
+        assert chunk_requests(server)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
+    from scrollzarr.remote import default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "scrollzarr" / "stores"
