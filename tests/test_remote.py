@@ -148,6 +148,7 @@ def test_http_render_equals_local_and_a_second_render_makes_no_request(
     cache = tmp_path / "cache"
     proc = render(ppm, url, tmp_path / "out1", "--cache_dir", cache)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # --quiet, and no aiohttp warning about open sessions
     assert outputs(tmp_path / "out1") == local
     first = server.requests_seen
     statuses = {s for _, _, s in first}

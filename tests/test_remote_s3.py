@@ -101,6 +101,7 @@ def test_public_bucket_unsigned_equals_local_never_asks_instance_metadata_and_ca
         url = "s3://public-scrolls/scans/scroll.zarr"
         proc = render(ppm, url, tmp_path / "out1", env, *cache)
         assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""  # --quiet, and no warning about open sessions
         assert outputs(tmp_path / "out1") == outputs(tmp_path / "local")
         assert imds.requests_seen == []
         # the second render needs no server at all

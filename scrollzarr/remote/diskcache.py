@@ -96,7 +96,7 @@ class DiskCache:
         """The directory of the store at ``location`` (created, with a ``location`` file
         naming the store for people browsing the cache)."""
         directory = self.root / store_id(location)
-        directory.mkdir(exist_ok=True, mode=0o700)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         label = directory / "location"
         if not label.exists():
             self._write_file(label, location.encode("utf-8") + b"\n")
@@ -138,7 +138,7 @@ class DiskCache:
         if size > self.max_bytes:
             return
         directory = place / name[:2]
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
         path = directory / name
         self._write_file(path.with_name(name + MISSING) if data is None else path,
                          data or b"")

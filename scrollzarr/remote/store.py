@@ -19,6 +19,7 @@ looks for credentials (the only switch botocore has; it is read from the environ
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import urllib.parse
@@ -26,7 +27,7 @@ import weakref
 from pathlib import Path
 
 from zarr.abc.store import Store
-from zarr.core.sync import sync
+from zarr.core.sync import _get_loop as _zarr_loop
 from zarr.storage import FsspecStore, LocalStore
 
 from ..errors import ScrollError
@@ -83,7 +84,7 @@ def open_store(location: str | os.PathLike, options: RemoteOptions | None = None
     inner = FsspecStore(fs, path=path, read_only=True)
     cache = _cache(options) if options.cache_gb > 0 else None
     store = CachedStore(inner, url, cache, options.cache_ttl, options.attempts, cache_key)
-    _close_at_exit(fs)
+    _close_with(store, fs)
     return store
 
 
@@ -133,21 +134,39 @@ def _cache(options: RemoteOptions) -> DiskCache:
     return _caches[key]
 
 
-def _close_at_exit(fs) -> None:
-    """Close the filesystem's HTTP session on zarr's event loop before the interpreter
-    exits (aiohttp otherwise prints "Unclosed client session" after our output)."""
-    ref = weakref.ref(fs)
+def _close_with(store: Store, fs) -> None:
+    """Close ``fs``'s HTTP session once ``store`` is garbage or the interpreter exits
+    (aiohttp otherwise prints "Unclosed client session" after our output)."""
+    _finalizers[:] = [f for f in _finalizers if f.alive]
+    finalizer = weakref.finalize(store, _close_session, fs)
+    finalizer.atexit = False  # _close_all runs it, before zarr stops its event loop
+    _finalizers.append(finalizer)
 
-    def close() -> None:
-        fs_now = ref()
-        if fs_now is None:
-            return
-        # only sessions that exist: set_session() would create one
-        client = getattr(fs_now, "_session", None) or getattr(fs_now, "_s3", None)
-        if client is None:
-            return
+
+def _close_session(fs) -> None:
+    # only a session that exists: set_session() would create one
+    client = getattr(fs, "_session", None) or getattr(fs, "_s3", None)
+    if client is None:
+        return
+    loop = _zarr_loop()
+    if not loop.is_running():
+        return
+    future = asyncio.run_coroutine_threadsafe(client.close(), loop)
+    try:
+        on_loop = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        on_loop = False
+    if not on_loop:  # garbage collected on zarr's own loop thread: cannot wait there
         try:
-            sync(client.close(), timeout=5)
-        except Exception:  # noqa: BLE001 - shutting down; nothing left to report to
+            future.result(timeout=5)
+        except Exception:  # noqa: BLE001 - closing; nothing left to report to
             pass
-    atexit.register(close)
+
+
+_finalizers: list[weakref.finalize] = []
+
+
+@atexit.register  # registered after zarr's own exit handler, so it runs before it
+def _close_all() -> None:
+    for finalizer in _finalizers:
+        finalizer()

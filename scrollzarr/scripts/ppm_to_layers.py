@@ -51,11 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    volume = open_volume(args.store, args.level, remote.remote_options(args))
-    for note in volume.notes:
-        cli.note(note, args.quiet)
+    store = args.store
+    if remote.is_remote(store):
+        # remote volumes need the options; a local one is opened by render_layers after
+        # the options and the segment are checked (the order of errors users see)
+        store = open_volume(store, args.level, remote.remote_options(args))
+        for note in store.notes:
+            cli.note(note, args.quiet)
     stats = render_layers(
-        args.ppm, volume, args.out_dir, args.stack,
+        args.ppm, store, args.out_dir, args.stack,
         number_of_layers=args.number_of_layers,
         number_of_stacked_layers=args.number_of_stacked_layers,
         block_size=args.block_size, zarr_cache_max_size_gb=args.zarr_cache_max_size_gb,
