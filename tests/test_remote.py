@@ -524,3 +524,46 @@ def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "scrollzarr" / "stores"
+
+
+class _FlakyHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers 503 to the first ``failures`` requests of every path, then serves."""
+
+    def do_GET(self):  # noqa: N802
+        count = self.server.counts.get(self.path, 0)
+        self.server.counts[self.path] = count + 1
+        if count < self.server.failures:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("failures", [2, 10])
+def test_transient_server_errors_are_retried_a_bounded_number_of_times(tmp_path,
+                                                                       failures):
+    volume = papyrus((16, 32, 32))
+    public_store(tmp_path / "data" / "s.zarr", volume, paths=("0",))
+    handler = lambda *a, **kw: _FlakyHandler(*a, directory=str(tmp_path / "data"), **kw)  # noqa
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.counts, server.failures = {}, failures
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/s.zarr"
+        options = RemoteOptions(cache_dir=tmp_path / "cache")
+        if failures < options.attempts:
+            np.testing.assert_array_equal(open_volume(url, options=options).array[...],
+                                          volume)
+            assert set(server.counts.values()) == {failures + 1}
+        else:
+            with pytest.raises(ScrollError, match=r"s\.zarr/zarr\.json: HTTP 503 .*"
+                               r"\(after 4 attempts\)"):
+                open_volume(url, options=options)
+            assert server.counts == {"/s.zarr/zarr.json": options.attempts}
+    finally:
+        server.shutdown()
+        server.server_close()
