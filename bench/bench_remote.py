@@ -128,9 +128,11 @@ def child(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     volume = open_volume(args.store, None, RemoteOptions(cache_dir=Path(args.cache_dir)))
+    opened = time.perf_counter() - started  # imports of aiohttp/s3fs included
     stats = render_layers(args.ppm, volume, args.out, None, number_of_layers=LAYERS,
                           quiet=True)
-    result = {"seconds": time.perf_counter() - started, "unique": stats.unique_chunks}
+    result = {"seconds": time.perf_counter() - started, "open": opened,
+              "render": stats.seconds, "unique": stats.unique_chunks}
     fetch = getattr(volume.array.store, "stats", None)
     if fetch is not None:
         result.update(requests=fetch.requests, fetched=fetch.fetched_bytes,
@@ -188,7 +190,9 @@ def main() -> None:
     print(f"segment {args.width}x{args.height} px, {LAYERS} layers, store {SHAPE} uint8, "
           f"{CHUNK}^3 chunks; {local:.2f} s from the local disk")
     for name, r in results.items():
-        line = f"{name:10s} {r['seconds']:7.2f} s  x{r['seconds'] / local:5.2f} of local"
+        line = (f"{name:10s} {r['seconds']:6.2f} s  x{r['seconds'] / local:5.2f} of local "
+                f"(open {r['open']:4.2f} s, render {r['render']:5.2f} s "
+                f"x{r['render'] / results['local']['render']:5.2f})")
         if "requests" in r:
             present = r["unique"] - r["missing"] if "cold" in name else 0
             per_chunk = r["chunk_bytes"] / (present * CHUNK ** 3) if present else 0.0
