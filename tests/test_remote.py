@@ -342,11 +342,11 @@ def test_v3_sharded_store_over_http_reads_byte_ranges_once_and_matches_local(
     assert 0 < stats.fetched_bytes <= on_disk  # no byte of the store fetched twice
 
 
-@pytest.mark.parametrize("compressor", [None, numcodecs.Blosc(cname="lz4", clevel=5),
-                                        numcodecs.Zstd(level=3)],
-                         ids=["raw", "blosc", "zstd"])
-def test_remote_levels_decode_like_local_ones(tmp_path, running, compressor):
-    volume = papyrus()
+@pytest.mark.parametrize("compressor,dtype", [
+    (None, np.uint8), (None, np.uint16), (numcodecs.Blosc(cname="lz4", clevel=5), np.uint8),
+    (numcodecs.Zstd(level=3), np.uint16)], ids=["raw8", "raw16", "blosc8", "zstd16"])
+def test_remote_levels_decode_like_local_ones(tmp_path, running, compressor, dtype):
+    volume = papyrus().astype(dtype) * (257 if dtype == np.uint16 else 1)
     public_store(tmp_path / "data" / "s.zarr", volume, compressors=compressor)
     server = running(serve.StoreServer(tmp_path / "data"))
     for path, step in (("0", 1), ("2", 4)):
