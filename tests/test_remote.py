@@ -213,7 +213,32 @@ def test_a_server_killed_mid_run_ends_it_with_one_line_and_no_layer_file(
     assert not list(out.glob("*.tif")) and not list(out.glob("*.partial"))
 
 
-class _AuthHandler(http.server.SimpleHTTPRequestHandler):
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A plain file server (the standard library's), with bodiless answers at hand."""
+
+    def answer(self, status: int, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _thread_server(handler_class, directory: Path, **attributes):
+    """Serve ``directory`` with ``handler_class`` in a thread; ``attributes`` are set on
+    the server (its handlers read them). Stop with shutdown() and server_close()."""
+    handler = lambda *a, **kw: handler_class(*a, directory=str(directory), **kw)  # noqa
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attributes.items():
+        setattr(server, name, value)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _AuthHandler(_QuietHandler):
     """The data server's way: 401 with a challenge unless the right basic auth is sent;
     chunks of level 1 are redirected to another origin (a CDN) when ``redirect_to`` is
     set. Every Authorization header received is recorded in ``authorizations``."""
@@ -223,30 +248,18 @@ class _AuthHandler(http.server.SimpleHTTPRequestHandler):
         if self.server.check:
             token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
             if self.headers.get("Authorization") != "Basic " + token:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="scrolls"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.answer(401, WWW_Authenticate='Basic realm="scrolls"')
                 return
         if self.server.redirect_to and self.path.startswith("/scroll.zarr/1/") and \
                 self.path[-1].isdigit():
-            self.send_response(302)
-            self.send_header("Location", self.server.redirect_to + self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(302, Location=self.server.redirect_to + self.path)
             return
         super().do_GET()
 
-    def log_message(self, *args):
-        pass
-
 
 def _auth_server(directory: Path, check: bool = True, redirect_to: str = ""):
-    handler = lambda *a, **kw: _AuthHandler(*a, directory=str(directory), **kw)  # noqa
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.check, server.redirect_to, server.authorizations = check, redirect_to, []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return _thread_server(_AuthHandler, directory, check=check, redirect_to=redirect_to,
+                          authorizations=[])
 
 
 @pytest.fixture
@@ -526,21 +539,16 @@ def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
     assert default_cache_dir() == tmp_path / "scrollzarr" / "stores"
 
 
-class _FlakyHandler(http.server.SimpleHTTPRequestHandler):
+class _FlakyHandler(_QuietHandler):
     """Answers 503 to the first ``failures`` requests of every path, then serves."""
 
     def do_GET(self):  # noqa: N802
         count = self.server.counts.get(self.path, 0)
         self.server.counts[self.path] = count + 1
         if count < self.server.failures:
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(503)
             return
         super().do_GET()
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.mark.parametrize("failures", [2, 10])
@@ -548,10 +556,8 @@ def test_transient_server_errors_are_retried_a_bounded_number_of_times(tmp_path,
                                                                        failures):
     volume = papyrus((16, 32, 32))
     public_store(tmp_path / "data" / "s.zarr", volume, paths=("0",))
-    handler = lambda *a, **kw: _FlakyHandler(*a, directory=str(tmp_path / "data"), **kw)  # noqa
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.counts, server.failures = {}, failures
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _thread_server(_FlakyHandler, tmp_path / "data", counts={},
+                            failures=failures)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/s.zarr"
         options = RemoteOptions(cache_dir=tmp_path / "cache")
