@@ -407,6 +407,11 @@ def test_a_missing_declared_level_is_skipped_with_a_note(published, tmp_path, ru
                       "--number_of_layers", "3", "--number_of_stacked_layers", "1",
                       "--cache_dir", tmp_path / "cache")
     assert proc.returncode == 0 and "declared level '0' is missing" in proc.stderr
+    # the same note for a store on the local disk
+    proc = run_script("ppm_to_layers.py", ppm, data / "broken.zarr", tmp_path / "noted2",
+                      "--number_of_layers", "3", "--number_of_stacked_layers", "1")
+    assert proc.returncode == 0
+    assert f"note: {data / 'broken.zarr'}: declared level '0' is missing" in proc.stderr
 
 
 def test_level_by_path_on_a_store_whose_datasets_start_at_3(tmp_path, running):

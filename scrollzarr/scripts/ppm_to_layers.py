@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from .. import cli, remote
+from ..errors import ScrollError
 from ..layers import DIRECTIONS, render_layers
 from ..ngff import open_volume
 
@@ -51,13 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    store = args.store
-    if remote.is_remote(store):
-        # remote volumes need the options; a local one is opened by render_layers after
-        # the options and the segment are checked (the order of errors users see)
-        store = open_volume(store, args.level, remote.remote_options(args))
-        for note in store.notes:
-            cli.note(note, args.quiet)
+    try:
+        store = open_volume(args.store, args.level, remote.remote_options(args))
+    except ScrollError:
+        if remote.is_remote(args.store):
+            raise
+        # render_layers reports a bad local store again, after the options and the
+        # segment (the order of errors users see)
+        store = args.store
+    for note in getattr(store, "notes", ()):
+        cli.note(note, args.quiet)
     stats = render_layers(
         args.ppm, store, args.out_dir, args.stack,
         number_of_layers=args.number_of_layers,
