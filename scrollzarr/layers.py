@@ -430,7 +430,7 @@ def render_layers(ppm_path: str | Path, store: str | Path, out_dir: str | Path,
     offsets = layer_offsets(number_of_layers, interval, direction)
     out_dir = Path(out_dir)
     with Ppm(ppm_path) as ppm:
-        volume = open_volume(str(store), level)
+        volume = store if isinstance(store, Volume) else open_volume(str(store), level)
         dtype = np.dtype(volume.array.dtype)
         if dtype.kind not in "uif":
             raise ScrollError(f"{store}: dtype {dtype} cannot be written as layer TIFFs")

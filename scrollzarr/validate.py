@@ -66,6 +66,7 @@ from zarr.core.sync import sync
 
 from . import ngff, pyramid
 from .errors import ScrollError
+from .remote import RemoteOptions, open_store
 
 ERROR, WARNING = "error", "warning"
 
@@ -103,17 +104,17 @@ class Finding:
         return asdict(self)
 
 
-def open_location(location: str | Path) -> Store:
+def open_location(location: str | Path, user: str | None = None) -> Store:
     """A read-only zarr Store for a local path or an ``http(s)://`` / ``s3://`` URL.
 
-    Raises :class:`ScrollError` naming ``location`` if a local path is not a directory.
+    Remote stores go through :func:`scrollzarr.remote.open_store` (credentials, endpoint
+    and retries as every other reader) without its disk cache: a check must see the store
+    as it is now, not as it was an hour ago. Raises :class:`ScrollError` naming
+    ``location`` if a local path is not a directory.
     """
     text = str(location)
     if "://" in text:
-        try:
-            return zarr.storage.FsspecStore.from_url(text, read_only=True)
-        except Exception as exc:  # fsspec raises many types for a bad URL or protocol
-            raise ScrollError(f"{text}: cannot open ({type(exc).__name__}: {exc})") from None
+        return open_store(text, RemoteOptions(user=user, cache_gb=0))
     path = Path(text)
     if not path.exists():
         raise ScrollError(f"{text}: no such directory")

@@ -1,3 +1,12 @@
 """Reading stores that live elsewhere: HTTP(S) and S3 locations, their credentials and
 an on-disk cache. One package for the renderer, the proxy and every other remote reader.
+
+Use :func:`open_store` (a zarr store for a path or URL) with :class:`RemoteOptions`, and in
+scripts :func:`add_remote_arguments` / :func:`remote_options` for the shared options.
 """
+
+from .options import RemoteOptions, add_remote_arguments, default_cache_dir, remote_options
+from .store import is_remote, open_store
+
+__all__ = ["RemoteOptions", "add_remote_arguments", "default_cache_dir", "is_remote",
+           "open_store", "remote_options"]

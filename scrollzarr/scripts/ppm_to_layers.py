@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import cli
+from .. import cli, remote
+from ..errors import ScrollError
 from ..layers import DIRECTIONS, render_layers
+from ..ngff import open_volume
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("ppm", metavar="PPM",
                         help="segment .ppm file (a <stem>_mask.png beside it is honoured)")
     parser.add_argument("store", metavar="STORE",
-                        help="OME-Zarr root (level 0 unless --level) or a plain (z, y, x) "
-                        "zarr array")
+                        help="OME-Zarr root (finest level unless --level) or a plain "
+                        "(z, y, x) zarr array: a path, http(s):// or s3:// URL")
     parser.add_argument("out_dir", metavar="OUT_DIR",
                         help="directory for the layer TIFFs (created if needed)")
     parser.add_argument("stack", metavar="STACK.tif", nargs="?", default=None,
@@ -42,16 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--direction", choices=DIRECTIONS, default="both",
                         help="layers on both sides of the surface (default), or only "
                         "along (positive) / against (negative) the normal")
-    parser.add_argument("--level", type=int, default=None, metavar="N",
-                        help="pyramid level of an OME-Zarr store (quick preview; "
-                        "default 0)")
+    parser.add_argument("--level", default=None, metavar="PATH",
+                        help="dataset path of an OME-Zarr store's level, as its metadata "
+                        "names it (quick preview; default the finest level)")
+    remote.add_remote_arguments(parser)
     cli.add_common_flags(parser)
     return parser
 
 
 def main(args: argparse.Namespace) -> None:
+    try:
+        store = open_volume(args.store, args.level, remote.remote_options(args))
+    except ScrollError:
+        if remote.is_remote(args.store):
+            raise
+        # render_layers reports a bad local store again, after the options and the
+        # segment (the order of errors users see)
+        store = args.store
+    for note in getattr(store, "notes", ()):
+        cli.note(note, args.quiet)
     stats = render_layers(
-        args.ppm, args.store, args.out_dir, args.stack,
+        args.ppm, store, args.out_dir, args.stack,
         number_of_layers=args.number_of_layers,
         number_of_stacked_layers=args.number_of_stacked_layers,
         block_size=args.block_size, zarr_cache_max_size_gb=args.zarr_cache_max_size_gb,

@@ -37,15 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the --deep block sample (default 0)")
     p.add_argument("--samples", type=cli.number(int, minimum=1), default=4,
                    help="blocks (chunks) recomputed per level with --deep (default 4)")
+    p.add_argument("--user", default=None, metavar="NAME",
+                   help="user for a password-protected http(s) server; the password comes "
+                        "from SCROLL_PASSWORD or ~/.netrc")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {level, severity, code, message}")
     cli.add_common_flags(p)
     return p
 
 
-def _open(location: str) -> Store:
+def _open(location: str, user: str | None = None) -> Store:
     """The one place a STORE argument becomes a zarr Store (local, http(s), s3)."""
-    return open_location(location)
+    return open_location(location, user)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -55,7 +58,7 @@ def main(args: argparse.Namespace) -> None:
 
         def progress(items, total, label):
             return tqdm(items, total=total, desc=label, unit="chunk", leave=False)
-    findings = validate_store(_open(args.store), deep=args.deep, seed=args.seed,
+    findings = validate_store(_open(args.store, args.user), deep=args.deep, seed=args.seed,
                               samples=args.samples, progress=progress)
     if args.json:
         print(json.dumps([f.to_dict() for f in findings], indent=1))
