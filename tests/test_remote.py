@@ -184,11 +184,12 @@ def test_a_server_killed_mid_run_ends_it_with_one_line_and_no_layer_file(
         published, tmp_path):
     root, ppm, _ = published
     # the server in a process of its own, so that kill -9 really kills it
-    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from scrollzarr import serve;"
+    # python -c imports from its working directory: the checkout (cwd=ROOT)
+    code = ("import sys, time; from scrollzarr import serve;"
             "s = serve.StoreServer(sys.argv[2]); s.start(); print(s.url, flush=True)\n"
             "while True:\n print(len(s.requests_seen), flush=True); time.sleep(0.005)")
     server = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(root / "data")],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         url = server.stdout.readline().strip() + "scroll.zarr"
         out = tmp_path / "out"
@@ -468,12 +469,13 @@ def test_bad_remote_options_are_usage_errors(tmp_path):
 def test_the_cache_bound_holds_for_processes_writing_at_once(tmp_path):
     root = tmp_path / "cache"
     bound = 400_000
-    code = ("import sys; sys.path.insert(0, sys.argv[1]);"
+    code = ("import sys\n"
             "from scrollzarr.remote.diskcache import DiskCache\n"
             "c = DiskCache(sys.argv[2], int(sys.argv[3])); p = c.place(sys.argv[4])\n"
             "for i in range(300): c.store(p, '%064x' % i, bytes([i % 256]) * 5000)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(root),
-                               str(bound), f"http://host/{n}.zarr"]) for n in range(3)]
+                               str(bound), f"http://host/{n}.zarr"], cwd=ROOT)
+             for n in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     cache = DiskCache(root, bound)
     assert cache.total_bytes <= bound * (1 + 3 / 20)
