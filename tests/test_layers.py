@@ -437,3 +437,55 @@ def test_script_renders_named_layers_and_stack_and_reports_errors(tmp_path):
     proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "q", "--quiet",
                "--number_of_layers", 3, "--number_of_stacked_layers", 1)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# --- pinned output --------------------------------------------------------------------------
+
+#: sha256 of every layer TIFF and stack image of the renders in
+#: test_layer_tiffs_are_byte_identical_to_the_pinned_render, made with the numpy renderer
+#: before the compiled kernel replaced it: any change in arithmetic, rounding, edge rules or
+#: TIFF layout shows up here.
+PINNED_RENDER_SHA256 = "ec67c3e3a18ec8456575830fdbae2d38184672b06bbe43a9976e1b688b272a4f"
+
+
+def _pinned_renders(tmp_path: Path) -> str:
+    """Render a fixed set of small cases and return one sha256 over all output files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    volume = random_volume(seed=23)
+    v2_array(tmp_path / "vol.zarr", volume)
+    write_ppm(tmp_path / "seg.ppm", curved_segment())
+    origin = (1000.0, 2000.0, 3000.0)
+    level1 = random_volume(tuple(-(-n // 2) for n in SHAPE), seed=29)
+    root = cropped_ome(tmp_path, random_volume(seed=31), origin, level1)
+    write_ppm(tmp_path / "crop.ppm", curved_segment(origin=origin))
+    small = random_volume(dtype=np.uint8, seed=37)
+    v2_array(tmp_path / "u8.zarr", small)
+    shape = (48, 128, 128)
+    v2_array(tmp_path / "scroll.zarr",
+             np.stack([sample.make_slice(z, shape) for z in range(shape[0])]), chunk=32)
+    write_sample_segment(tmp_path / "sample.ppm", shape, winding=2, width=180)
+    cases = [
+        ("seg.ppm", "vol.zarr", dict(number_of_layers=21, number_of_stacked_layers=5,
+                                     interval=2.5, block_size=16)),
+        ("seg.ppm", "u8.zarr", dict(number_of_layers=9, number_of_stacked_layers=3,
+                                    interval=1.7, direction="negative", block_size=7)),
+        ("crop.ppm", "crop.zarr", dict(number_of_layers=7, number_of_stacked_layers=3,
+                                       interval=5.0, level=1)),
+        ("crop.ppm", "crop.zarr", dict(number_of_layers=6, number_of_stacked_layers=6,
+                                       interval=0.37, direction="positive")),
+        ("sample.ppm", "scroll.zarr", dict(number_of_layers=15, number_of_stacked_layers=7)),
+    ]
+    for i, (ppm, store, kwargs) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        render_layers(tmp_path / ppm, tmp_path / store, out, tmp_path / f"stack{i}.tif",
+                      **kwargs)
+        for name in layer_names(kwargs["number_of_layers"]):
+            digest.update((out / name).read_bytes())
+        digest.update((tmp_path / f"stack{i}.tif").read_bytes())
+    return digest.hexdigest()
+
+
+def test_layer_tiffs_are_byte_identical_to_the_pinned_render(tmp_path):
+    assert _pinned_renders(tmp_path) == PINNED_RENDER_SHA256
