@@ -165,7 +165,7 @@ def test_one_sided_directions_match_reference_on_a_uint8_store(tmp_path, directi
     write_ppm(tmp_path / "seg.ppm", data)
     render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
                   number_of_layers=9, number_of_stacked_layers=9, interval=4.0,
-                  direction=direction, block_size=7, workers=2)
+                  direction=direction, block_size=7, num_threads=2)
     got = read_layers(tmp_path / "out", 9)
     assert got.dtype == np.uint8
     offsets = layer_offsets(9, 4.0, direction)
@@ -230,9 +230,8 @@ def test_zarr_v3_sharded_ome_store_with_ngff_05_metadata_matches_reference(tmp_p
 def test_tiles_too_large_for_one_box_are_split_and_still_exact(tmp_path, monkeypatch):
     from scrollzarr import layers
 
-    # our own size limits, made tiny: every tile and batch takes the splitting paths
+    # our own size limit, made tiny: every tile is split into groups of samples
     monkeypatch.setattr(layers, "MAX_BOX_VOXELS", 4000)
-    monkeypatch.setattr(layers, "BATCH_SAMPLES", 700)
     volume = random_volume(seed=19)
     v2_array(tmp_path / "vol.zarr", volume)
     data = curved_segment(height=30, width=60)
@@ -365,7 +364,17 @@ def test_bad_options_are_errors_naming_the_option(tmp_path):
     write_ppm(tmp_path / "seg.ppm", curved_segment(height=4, width=8))
     args = (tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out")
     for kwargs, message in [
-        ({"number_of_layers": 5, "number_of_stacked_layers": 7}, "--number_of_stacked_layers 7"),
+        ({"number_of_layers": 5, "number_of_stacked_layers": 7,
+          "stack_path": tmp_path / "stack.tif"}, "--number_of_stacked_layers 7"),
+        ({"number_of_layers": 5, "number_of_stacked_layers": 0, "preview": True},
+         "--number_of_stacked_layers 0"),
+        ({"number_of_layers": 9, "number_of_stacked_layers": 3, "layers": "0:3",
+          "stack_path": tmp_path / "stack.tif"},
+         "--layers 0:3 leaves out stacked layers"),
+        ({"layers": "3:3"}, "--layers 3:3"),
+        ({"layers": "5"}, "--layers 5"),
+        ({"stack_method": "mode"}, "--stack_method"),
+        ({"num_threads": 0}, "--num_threads"),
         ({"interval": 0.0}, "--interval"),
         ({"interval": float("nan")}, "--interval"),
         ({"block_size": 0}, "--block_size"),
@@ -416,20 +425,21 @@ def test_script_renders_named_layers_and_stack_and_reports_errors(tmp_path):
                "--zarr_cache_max_size_gb", 0.001, "--interval", 2)
     assert proc.returncode == 0, proc.stderr
     assert "samples/s" in proc.stderr  # the progress bar
-    assert sorted(p.name for p in out.iterdir()) == [f"{k}.tif" for k in range(7)]
+    assert sorted(p.name for p in out.iterdir()) == [".scrollzarr-layers.json"] + [
+        f"{k}.tif" for k in range(7)]
     got = read_layers(out, 7)
     ref, inside = reference_layers(volume, data, layer_offsets(7, 2.0))
     assert_matches_reference(got, ref, inside)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "stack.tif"),
                                   got[2:5].max(axis=0))
 
-    proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, "--quiet",
-               "--number_of_layers", 5, "--number_of_stacked_layers", 6)
+    proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, tmp_path / "stack.tif",
+               "--quiet", "--number_of_layers", 5, "--number_of_stacked_layers", 6)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: --number_of_stacked_layers 6 is more than the 5")
 
     proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, "--number_of_layers", "x")
-    assert proc.returncode == 2 and "invalid int value" in proc.stderr
+    assert proc.returncode == 2 and "expected an integer, got 'x'" in proc.stderr
 
     proc = run(tmp_path / "seg.ppm", tmp_path / "nothing.zarr", out, "--quiet")
     assert proc.returncode == 1 and "nothing.zarr" in proc.stderr

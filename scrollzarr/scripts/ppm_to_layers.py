@@ -3,8 +3,11 @@ TIFFs for ink detection.
 
 Layer k of N samples each mapped pixel at point + (k - N//2) * interval * normal
 (--direction both), trilinear, rounded to nearest; 0 outside the volume and for unmapped
-pixels. Writes OUT_DIR/00.tif .. and, if given, STACK.tif (maximum over the central
---number_of_stacked_layers layers).
+pixels. Writes OUT_DIR/00.tif .. (or the --layers START:STOP among them) and, if given,
+STACK.tif (--stack_method over the central --number_of_stacked_layers layers); with
+--preview also OUT_DIR/preview_surface.png and preview_stack.png. A render into an
+OUT_DIR holding an earlier render replaces that render as a whole (only files it wrote,
+listed in OUT_DIR/.scrollzarr-layers.json).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import sys
 
 from .. import cli
+from ..layer_outputs import STACK_METHODS
 from ..layers import DIRECTIONS, render_layers
 
 
@@ -27,23 +31,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out_dir", metavar="OUT_DIR",
                         help="directory for the layer TIFFs (created if needed)")
     parser.add_argument("stack", metavar="STACK.tif", nargs="?", default=None,
-                        help="optional stack image: max over the central layers")
-    parser.add_argument("--number_of_layers", type=int, default=65, metavar="N",
-                        help="layers to render (default 65)")
-    parser.add_argument("--number_of_stacked_layers", type=int, default=25, metavar="N",
-                        help="central layers in the stack image (default 25)")
-    parser.add_argument("--block_size", type=int, default=100, metavar="PIXELS",
-                        help="tile size in pixels (default 100)")
-    parser.add_argument("--zarr_cache_max_size_gb", type=float, default=8.0, metavar="GB",
+                        help="optional stack image of the central layers")
+    parser.add_argument("--number_of_layers", type=cli.number(int, minimum=1), default=65,
+                        metavar="N", help="layers to render (default 65)")
+    parser.add_argument("--number_of_stacked_layers", type=cli.number(int, minimum=1),
+                        default=25, metavar="N",
+                        help="central layers in the stack image (default 25; checked only "
+                        "when a stack image or --preview is asked for)")
+    parser.add_argument("--layers", default=None, metavar="START:STOP",
+                        help="render only these layers: 0-based indices among "
+                        "--number_of_layers, STOP exclusive (files keep their index)")
+    parser.add_argument("--stack_method", choices=STACK_METHODS, default="max",
+                        help="how the stack image combines layers (default max; mean and "
+                        "median are rounded half to even)")
+    parser.add_argument("--block_size", type=cli.number(int, minimum=1), default=100,
+                        metavar="PIXELS", help="tile size in pixels (default 100)")
+    parser.add_argument("--zarr_cache_max_size_gb", type=cli.number(float, minimum=0),
+                        default=8.0, metavar="GB",
                         help="chunk cache size in GiB (default 8, fractions allowed)")
-    parser.add_argument("--interval", type=float, default=1.0, metavar="VOXELS",
+    parser.add_argument("--interval", type=cli.number(float, above=0), default=1.0,
+                        metavar="VOXELS",
                         help="layer spacing along the normal, in scroll voxels (default 1)")
     parser.add_argument("--direction", choices=DIRECTIONS, default="both",
                         help="layers on both sides of the surface (default), or only "
                         "along (positive) / against (negative) the normal")
-    parser.add_argument("--level", type=int, default=None, metavar="N",
+    parser.add_argument("--level", type=cli.number(int, minimum=0), default=None,
+                        metavar="N",
                         help="pyramid level of an OME-Zarr store (quick preview; "
                         "default 0)")
+    parser.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
+                        metavar="N", help="compute threads (default: all cores)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write OUT_DIR/preview_surface.png and preview_stack.png "
+                        "(8-bit, contrast-stretched)")
+    parser.add_argument("--allow_outside", action="store_true",
+                        help="render even when most of the segment lies outside the volume "
+                        "or every sample reads 0 (otherwise an error)")
     cli.add_common_flags(parser)
     return parser
 
@@ -55,7 +78,9 @@ def main(args: argparse.Namespace) -> None:
         number_of_stacked_layers=args.number_of_stacked_layers,
         block_size=args.block_size, zarr_cache_max_size_gb=args.zarr_cache_max_size_gb,
         interval=args.interval, direction=args.direction, level=args.level,
-        quiet=args.quiet)
+        quiet=args.quiet, num_threads=args.num_threads, layers=args.layers,
+        stack_method=args.stack_method, preview=args.preview,
+        allow_outside=args.allow_outside)
     cli.note(f"wrote {stats.layers} layers of {stats.width}x{stats.height} pixels to "
              f"{args.out_dir} ({stats.samples / max(stats.seconds, 1e-9):.3g} samples/s, "
              f"{stats.chunk_fetches} chunk reads of {stats.unique_chunks} chunks)",

@@ -1,0 +1,260 @@
+"""The sampler: trilinear interpolation of a cached volume along a tile's normals, in
+compiled (numba ``nogil``) kernels, so tiles render in parallel on every core.
+
+The rule (see :mod:`scrollzarr.layers`): the sample of pixel ``p`` in layer ``k`` lies at
+array index ``i = base[p] + offsets[k] * normal[p]`` (z, y, x, float64). It is *in the
+volume* iff ``0 <= i <= n - 1`` on every axis (never for NaN); in-volume samples are the
+trilinear interpolation of the 8 surrounding voxels in float64, rounded to nearest (half
+to even) and clipped to an integer output dtype (float dtypes: a plain cast); every other
+sample is 0. The arithmetic is the numpy renderer's, operation for operation
+(``a + (b - a) * t`` per axis, x first, then y, then z), so results are bit-identical.
+
+A tile is planned (:func:`plan_tile`: which chunks each group of samples needs, in a box
+small enough to copy densely), its chunks fetched (I/O threads), then interpolated from
+that box (:func:`sample_group`, compute threads). The compiled kernels are cached on disk
+(``cache=True``); when the package directory is not writable (a read-only install) the
+cache goes to ``$NUMBA_CACHE_DIR`` or else ``~/.cache/scrollzarr/numba``
+(``$XDG_CACHE_HOME`` honoured). No compiler toolchain is needed: numba ships LLVM.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import cover
+
+
+def _user_cache_dir() -> str:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "scrollzarr", "numba")
+
+
+def _compile_cache_dir() -> str | None:
+    """Where numba should keep our compiled kernels: None (numba's own choice, the
+    package's ``__pycache__``) when that is writable, else a user cache directory."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None  # the user's explicit choice; numba reads it itself
+    pycache = Path(__file__).resolve().parent / "__pycache__"
+    target = pycache if pycache.is_dir() else pycache.parent
+    return None if os.access(target, os.W_OK) else _user_cache_dir()
+
+
+import numba  # noqa: E402  (after the helpers above, which must not need it)
+
+_cache_dir = _compile_cache_dir()
+_saved_cache_dir = numba.config.CACHE_DIR
+if _cache_dir is not None:
+    # numba binds the cache location when a function is decorated: set it for our
+    # kernels only and restore it, so other numba users in the process are unaffected
+    numba.config.CACHE_DIR = _cache_dir
+try:
+    _jit = numba.njit(nogil=True, cache=True)
+
+    @_jit
+    def _bounds(base, normal, offsets, last, k0, k1, p0, p1, lo, hi):
+        """Integer corners (floor of the index) of the in-volume samples of layers
+        ``k0:k1`` x pixels ``p0:p1``: their minimum into ``lo``, maximum into ``hi``
+        (int64 (3,) each). Returns how many samples are in the volume."""
+        count = 0
+        for a in range(3):
+            lo[a] = np.iinfo(np.int64).max
+            hi[a] = np.iinfo(np.int64).min
+        for k in range(k0, k1):
+            o = offsets[k]
+            for p in range(p0, p1):
+                iz = base[p, 0] + o * normal[p, 0]
+                iy = base[p, 1] + o * normal[p, 1]
+                ix = base[p, 2] + o * normal[p, 2]
+                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
+                        and ix >= 0.0 and ix <= last[2]):
+                    continue
+                count += 1
+                wz, wy, wx = np.int64(math.floor(iz)), np.int64(math.floor(iy)), \
+                    np.int64(math.floor(ix))
+                lo[0] = min(lo[0], wz)
+                hi[0] = max(hi[0], wz)
+                lo[1] = min(lo[1], wy)
+                hi[1] = max(hi[1], wy)
+                lo[2] = min(lo[2], wx)
+                hi[2] = max(hi[2], wx)
+        return count
+
+    @_jit
+    def _mark(base, normal, offsets, last, k0, k1, p0, p1, chunks, first, wanted):
+        """Mark in ``wanted`` (bool, the cover's chunk grid starting at chunk ``first``)
+        every chunk an in-volume sample of layers ``k0:k1`` x pixels ``p0:p1`` reads: the
+        chunk of its corner and, along an axis with a non-zero fraction, the chunk of the
+        +1 neighbour."""
+        c0 = np.empty(3, np.int64)
+        c1 = np.empty(3, np.int64)
+        for k in range(k0, k1):
+            o = offsets[k]
+            for p in range(p0, p1):
+                inside = True
+                for a in range(3):
+                    i = base[p, a] + o * normal[p, a]
+                    if not (i >= 0.0 and i <= last[a]):
+                        inside = False
+                        break
+                    w = math.floor(i)
+                    c0[a] = np.int64(w) // chunks[a] - first[a]
+                    step = 1 if i - w > 0.0 else 0
+                    c1[a] = (np.int64(w) + step) // chunks[a] - first[a]
+                if not inside:
+                    continue
+                for z in range(c0[0], c1[0] + 1):
+                    for y in range(c0[1], c1[1] + 1):
+                        for x in range(c0[2], c1[2] + 1):
+                            wanted[z, y, x] = True
+
+    @_jit
+    def _interpolate(base, normal, offsets, last, box, lo, k0, k1, p0, p1, rows, cols,
+                     out, is_int, vmin, vmax):
+        """Write every sample of layers ``k0:k1`` x pixels ``p0:p1`` into
+        ``out[k, rows[p], cols[p]]``: trilinear from ``box`` (voxels ``lo`` ..) when in
+        the volume, else 0. Returns the number of non-zero samples written."""
+        nonzero = 0
+        for k in range(k0, k1):
+            o = offsets[k]
+            for p in range(p0, p1):
+                iz = base[p, 0] + o * normal[p, 0]
+                iy = base[p, 1] + o * normal[p, 1]
+                ix = base[p, 2] + o * normal[p, 2]
+                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
+                        and ix >= 0.0 and ix <= last[2]):
+                    out[k, rows[p], cols[p]] = 0
+                    continue
+                wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
+                fz, fy, fx = iz - wz, iy - wy, ix - wx
+                z = np.int64(wz) - lo[0]
+                y = np.int64(wy) - lo[1]
+                x = np.int64(wx) - lo[2]
+                # a zero fraction reads the corner twice: a + (a - a) * 0 == a, exactly
+                # what a + (b - a) * 0 gives for any finite b, and b is never read (its
+                # chunk may not be loaded, or lie past the volume)
+                dz = 1 if fz > 0.0 else 0
+                dy = 1 if fy > 0.0 else 0
+                dx = 1 if fx > 0.0 else 0
+                a = np.float64(box[z, y, x])
+                x00 = a + (np.float64(box[z, y, x + dx]) - a) * fx
+                a = np.float64(box[z, y + dy, x])
+                x01 = a + (np.float64(box[z, y + dy, x + dx]) - a) * fx
+                a = np.float64(box[z + dz, y, x])
+                x10 = a + (np.float64(box[z + dz, y, x + dx]) - a) * fx
+                a = np.float64(box[z + dz, y + dy, x])
+                x11 = a + (np.float64(box[z + dz, y + dy, x + dx]) - a) * fx
+                c0 = x00 + (x01 - x00) * fy
+                c1 = x10 + (x11 - x10) * fy
+                v = c0 + (c1 - c0) * fz
+                if is_int:
+                    v = np.rint(v)
+                    if v < vmin:
+                        v = vmin
+                    elif v > vmax:
+                        v = vmax
+                out[k, rows[p], cols[p]] = v
+                if v != 0:
+                    nonzero += 1
+        return nonzero
+finally:
+    numba.config.CACHE_DIR = _saved_cache_dir
+
+
+#: Largest dense box (voxels) copied for one group of samples (64 MB of uint16); a tile
+#: whose samples span more is split into groups (layers first, then pixels).
+MAX_BOX_VOXELS = 1 << 25
+
+
+@dataclass
+class Group:
+    """Samples of layers ``k0:k1`` x pixels ``p0:p1`` of a tile, read from the box
+    ``lo:hi`` (array indices z, y, x; ``hi`` exclusive) whose cover (chunks ``first``
+    .. ``first + wanted.shape - 1``) has the chunks marked in ``wanted`` to load.
+    ``lo``/``hi`` are None when no sample of the group is in the volume."""
+
+    k0: int
+    k1: int
+    p0: int
+    p1: int
+    lo: tuple[int, int, int] | None
+    hi: tuple[int, int, int] | None
+    first: tuple[int, int, int]
+    wanted: np.ndarray
+
+
+def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
+              shape: tuple[int, int, int], chunks: tuple[int, int, int],
+              max_box_voxels: int | None = None) -> list[Group]:
+    """Split the samples ``base + offsets[k] * normal`` (``base``/``normal`` float64
+    ``(P, 3)`` C-contiguous array indices and directions, z, y, x) into groups whose box
+    holds at most ``max_box_voxels`` (default :data:`MAX_BOX_VOXELS`) voxels, and mark
+    the chunks each one reads. A single sample always fits (its box is 2 x 2 x 2)."""
+    limit = MAX_BOX_VOXELS if max_box_voxels is None else max_box_voxels
+    last = np.asarray([n - 1 for n in shape], dtype=np.float64)
+    chunk_arr = np.asarray(chunks, dtype=np.int64)
+    groups: list[Group] = []
+    todo = [(0, offsets.shape[0], 0, base.shape[0])]
+    lo = np.empty(3, np.int64)
+    hi = np.empty(3, np.int64)
+    while todo:
+        k0, k1, p0, p1 = todo.pop()
+        if _bounds(base, normal, offsets, last, k0, k1, p0, p1, lo, hi) == 0:
+            groups.append(Group(k0, k1, p0, p1, None, None, (0, 0, 0),
+                                np.zeros((0, 0, 0), bool)))
+            continue
+        box_lo = tuple(int(v) for v in lo)
+        box_hi = tuple(int(v) + 2 for v in hi)  # + the +1 neighbour
+        if math.prod(h - l for l, h in zip(box_lo, box_hi)) > limit and (
+                k1 - k0 > 1 or p1 - p0 > 1):
+            if k1 - k0 > 1:  # fewer layers make a thinner box along the normals
+                mid = (k0 + k1) // 2
+                todo += [(mid, k1, p0, p1), (k0, mid, p0, p1)]
+            else:
+                mid = (p0 + p1) // 2
+                todo += [(k0, k1, mid, p1), (k0, k1, p0, mid)]
+            continue
+        first, grid = cover(box_lo, box_hi, shape, chunks)
+        wanted = np.zeros(grid, dtype=bool)
+        _mark(base, normal, offsets, last, k0, k1, p0, p1, chunk_arr,
+              np.asarray(first, dtype=np.int64), wanted)
+        groups.append(Group(k0, k1, p0, p1, box_lo, box_hi, first, wanted))
+    return groups
+
+
+_local = threading.local()
+
+
+def box_buffer(size: int, dtype: np.dtype) -> np.ndarray:
+    """A per-thread scratch array of at least ``size`` elements of ``dtype``, reused by
+    every tile the thread renders (contents undefined)."""
+    buf = getattr(_local, "box", None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(max(size, 0), dtype=dtype)
+        _local.box = buf
+    return buf[:size]
+
+
+def sample_group(group: Group, box: np.ndarray | None, base: np.ndarray,
+                 normal: np.ndarray, offsets: np.ndarray, shape: tuple[int, int, int],
+                 rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> int:
+    """Interpolate ``group`` from ``box`` (its voxels, loaded for the marked chunks) into
+    ``out[k, rows[p], cols[p]]`` (``out``: 3-D, layers first, an integer or float dtype).
+    Returns the number of non-zero samples written."""
+    if group.lo is None:
+        for k in range(group.k0, group.k1):
+            out[k, rows[group.p0:group.p1], cols[group.p0:group.p1]] = 0
+        return 0
+    last = np.asarray([n - 1 for n in shape], dtype=np.float64)
+    is_int = np.issubdtype(out.dtype, np.integer)
+    info = np.iinfo(out.dtype) if is_int else None
+    return int(_interpolate(base, normal, offsets, last, box,
+                            np.asarray(group.lo, dtype=np.int64), group.k0, group.k1,
+                            group.p0, group.p1, rows, cols, out, is_int,
+                            float(info.min) if info else 0.0,
+                            float(info.max) if info else 0.0))
