@@ -62,7 +62,6 @@ from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutput
                             write_manifest)
 from .ngff import Volume, open_volume
 from .ppm import Ppm, mask_path
-from .sampler import box_buffer, plan_tile, sample_group
 
 DIRECTIONS = ("both", "positive", "negative")
 #: Largest dense box (voxels) copied for one group of a tile's samples (64 MB of
@@ -492,6 +491,9 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
     factor = np.asarray(volume.factor, dtype=np.float64)
     box_dtype = np.dtype(volume.array.dtype)
     max_box = MAX_BOX_VOXELS  # read at call time: tests shrink it
+    # imported here: loading numba and the compiled kernels takes a second, which option
+    # errors and --help need not wait for
+    from .sampler import box_buffer, plan_tile, sample_group
 
     def sink(v0: int, strip: np.ndarray, mapped: int) -> None:
         image = None
