@@ -1,0 +1,197 @@
+"""Layer outputs (issue 15 "Output"): --layers, --stack_method, --preview, a render
+replacing an earlier one as a whole; and the renderer's interfaces: any surface object
+with Ppm's interface, an opened Volume, any number of threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from scrollzarr.errors import ScrollError
+from scrollzarr.layers import layer_names, layer_offsets, render_layers
+from scrollzarr.ngff import open_volume
+from scrollzarr.ppm import Ppm, write_ppm
+from test_layers import (assert_matches_reference, curved_segment, random_volume,
+                         read_layers, reference_layers, v2_array)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scene(tmp_path):
+    volume = random_volume(seed=61)
+    v2_array(tmp_path / "vol.zarr", volume)
+    data = curved_segment(height=30, width=50)
+    write_ppm(tmp_path / "seg.ppm", data)
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "full",
+                  number_of_layers=11, interval=2.0, block_size=9)
+    return tmp_path, volume, data, read_layers(tmp_path / "full", 11)
+
+
+def test_layers_start_stop_renders_those_indices_under_their_own_names(scene):
+    tmp_path, _, _, full = scene
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "part",
+                  number_of_layers=11, interval=2.0, layers="3:7", block_size=13)
+    names = sorted(p.name for p in (tmp_path / "part").glob("*.tif"))
+    assert names == ["03.tif", "04.tif", "05.tif", "06.tif"]  # padded as among 11
+    for k in range(3, 7):
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "part" / f"{k:02d}.tif"),
+                                      full[k])
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "tail",
+                  number_of_layers=11, interval=2.0, layers="9:")
+    assert sorted(p.name for p in (tmp_path / "tail").glob("*.tif")) == ["09.tif", "10.tif"]
+
+
+@pytest.mark.parametrize("method", ["max", "min", "mean", "median"])
+def test_stack_methods_combine_the_central_layers(scene, method):
+    tmp_path, _, _, full = scene
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
+                  tmp_path / "stack.tif", number_of_layers=11, number_of_stacked_layers=4,
+                  interval=2.0, stack_method=method)
+    central = full[3:7].astype(np.float64)  # h = 5, S = 4: layers 3..6
+    expected = {"max": central.max(0), "min": central.min(0),
+                "mean": np.rint(central.mean(0)),  # half to even, like np.rint
+                "median": np.rint(np.median(central, axis=0))}[method]
+    got = tifffile.imread(tmp_path / "stack.tif")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, expected.astype(np.uint16))
+    if method in ("mean", "median"):  # halves occur and went to even
+        raw = central.mean(0) if method == "mean" else np.median(central, axis=0)
+        halves = raw % 1 == 0.5
+        assert halves.any() and np.all(got[halves] % 2 == 0)
+
+
+def test_preview_pngs_are_8_bit_contrast_stretched_surface_and_stack(scene):
+    tmp_path, _, _, full = scene
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
+                  number_of_layers=11, number_of_stacked_layers=5, interval=2.0,
+                  preview=True)
+    surface = np.asarray(Image.open(tmp_path / "out" / "preview_surface.png"))
+    stack = np.asarray(Image.open(tmp_path / "out" / "preview_stack.png"))
+    assert surface.dtype == np.uint8 and surface.shape == (30, 50) == stack.shape
+    assert surface.min() == 0 and surface.max() == 255
+    layer = full[5].astype(np.float64)
+    on = layer != 0
+    assert np.corrcoef(surface[on], layer[on])[0, 1] > 0.99  # a monotone stretch
+    assert np.all(surface[~on] == 0)
+    maxed = full[3:8].max(0).astype(np.float64)
+    assert np.corrcoef(stack[maxed != 0], maxed[maxed != 0])[0, 1] > 0.99
+    assert not (tmp_path / "stack.tif").exists()  # no stack TIFF was asked for
+
+
+def test_a_new_render_replaces_the_earlier_one_as_a_whole_and_only_it(scene):
+    tmp_path, _, _, _ = scene
+    out = tmp_path / "full"
+    (out / "notes.txt").write_text("mine")
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, out / "stack.tif",
+                  number_of_layers=5, number_of_stacked_layers=3, preview=True)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".scrollzarr-layers.json", "0.tif", "1.tif", "2.tif", "3.tif", "4.tif", "notes.txt",
+        "preview_stack.png", "preview_surface.png", "stack.tif"]
+    manifest = json.loads((out / ".scrollzarr-layers.json").read_text())
+    assert manifest["complete"] and "notes.txt" not in manifest["files"]
+    # a file we did not write blocks a render that would overwrite it; nothing changes
+    (out / "stack.tif").unlink()
+    manifest["files"].remove("stack.tif")
+    (out / ".scrollzarr-layers.json").write_text(json.dumps(manifest))
+    (out / "stack.tif").write_bytes(b"a user's file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ScrollError, match="stack.tif: exists and was not written by"):
+        render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, out / "stack.tif",
+                      number_of_layers=3, number_of_stacked_layers=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, number_of_layers=3)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".scrollzarr-layers.json", "0.tif", "1.tif", "2.tif", "notes.txt", "stack.tif"]
+    assert (out / "stack.tif").read_bytes() == b"a user's file"
+
+
+class _OffsetSurface:
+    """Another surface implementation (as the surfaces helper's): Ppm's interface over
+    an in-memory array, shifted by a constant; no path attributes at all."""
+
+    def __init__(self, data: np.ndarray, shift: float):
+        self.data = data.copy()
+        self.data[..., 0] += shift
+        self.height, self.width = data.shape[:2]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def read_tile(self, v0, v1, u0, u1):
+        tile = self.data[v0:v1, u0:u1]
+        return tile, np.any(tile[..., 3:6] != 0, axis=-1)
+
+
+def test_a_surface_object_and_an_opened_volume_render_like_paths(scene):
+    tmp_path, volume, data, _ = scene
+    surface = _OffsetSurface(data, 1.5)
+    vol = open_volume(str(tmp_path / "vol.zarr"))
+    render_layers(surface, vol, tmp_path / "obj", number_of_layers=11, interval=2.0,
+                  num_threads=3, block_size=7)
+    shifted = data.copy()
+    shifted[..., 0] += 1.5
+    ref, inside = reference_layers(volume, shifted, layer_offsets(11, 2.0))
+    assert_matches_reference(read_layers(tmp_path / "obj", 11), ref, inside)
+    # the opened volume's store is still an input: no output inside it
+    with pytest.raises(ScrollError, match="OUT_DIR lies inside the input"):
+        render_layers(Ppm(tmp_path / "seg.ppm"), vol, tmp_path / "vol.zarr" / "x",
+                      number_of_layers=3)
+
+
+@pytest.mark.parametrize("threads, block", [(1, 100), (4, 5), (3, 1)])
+def test_any_thread_count_and_tile_size_give_identical_files(scene, threads, block):
+    tmp_path, _, _, full = scene
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "t",
+                  number_of_layers=11, interval=2.0, block_size=block, num_threads=threads)
+    for name in layer_names(11):
+        assert (tmp_path / "t" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_compiled_kernels_are_cached_in_the_user_cache_when_the_package_is_read_only(
+        tmp_path):
+    import shutil
+
+    pkg = tmp_path / "site" / "scrollzarr"
+    shutil.copytree(REPO / "scrollzarr", pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for dirpath, _, _ in os.walk(tmp_path / "site"):
+        os.chmod(dirpath, 0o555)
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(tmp_path / "site"),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("XDG_CACHE_HOME", None)
+    code = ("import os, scrollzarr.sampler as s; import numpy as np; "
+            "s.plan_tile(np.zeros((1, 3)), np.ones((1, 3)), np.zeros(1), (4, 4, 4), "
+            "(2, 2, 2)); print(s.__file__)")
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        # root writes everywhere; without the capabilities that bypass file permissions
+        # it meets the read-only package like anyone else
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        drop = "-dac_override,-dac_read_search"
+        cmd = ["setpriv", "--bounding-set", drop, "--inh-caps", drop] + cmd
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().startswith(str(tmp_path / "site"))
+        cached = list((home / ".cache" / "scrollzarr" / "numba").rglob("*.nbi"))
+        assert cached, "no compiled kernel index in ~/.cache/scrollzarr/numba"
+        assert not list((tmp_path / "site").rglob("*.nbi"))
+    finally:
+        for dirpath, _, _ in os.walk(tmp_path / "site"):
+            os.chmod(dirpath, 0o755)
