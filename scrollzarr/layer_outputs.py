@@ -252,3 +252,121 @@ def remove_stale(out_dir: Path, earlier: Sequence[str], keep: Sequence[str]) -> 
         if name in keep_set or path.is_symlink() or not path.is_file():
             continue
         path.unlink()
+
+
+# --- OME-Zarr output ------------------------------------------------------------------------
+
+#: Chunk rows and columns of the layer volume (all layers in one chunk along z).
+LAYER_CHUNK = 128
+#: What our own layer stores carry under the "scrollzarr" attribute key.
+LAYERS_KIND = "layers"
+
+
+def _is_own_layer_store(path: Path) -> bool:
+    """True if ``path`` holds a zarr v2 group written by :class:`ZarrOutput`."""
+    try:
+        attrs = json.loads((path / ".zattrs").read_text())
+        return ((path / ".zgroup").is_file()
+                and attrs.get("scrollzarr", {}).get("kind") == LAYERS_KIND)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_replaceable_store(path: Path, what: str) -> None:
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.is_dir() and not path.is_symlink() and (not any(path.iterdir())
+                                                    or _is_own_layer_store(path)):
+        return
+    raise ScrollError(f"{path}: {what} exists and is not a layer store written by "
+                      "ppm_to_layers; move it away or choose another path")
+
+
+class ZarrOutput:
+    """The rendered layers as an OME-Zarr (zarr v2, NGFF 0.4): axes z (layer), y, x;
+    chunks (all layers, 128, 128); level ``l`` halves y and x ``l`` times (2x2 mean,
+    rounded half to even, edge replicated: the pyramid's own mean kernel) and keeps
+    every layer, until a level fits one chunk. z is the layer index (the first plane is
+    layer ``first_layer``), y and x the segment's pixels.
+
+    Written under ``<path>.partial`` and swapped in by :meth:`finish`; an existing
+    ``path`` is replaced only when it is empty or a layer store of ours (attribute
+    ``scrollzarr.kind == "layers"``). Strips may arrive from several threads in any
+    order: writes are serialised (two strips can share a chunk row).
+    """
+
+    def __init__(self, path: Path, n_layers: int, height: int, width: int,
+                 dtype: np.dtype, about: dict):
+        from . import store
+
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + PARTIAL)
+        _check_replaceable_store(self.path, "--zarr_output")
+        _check_replaceable_store(self.tmp, "the temporary --zarr_output")
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.path.parent.is_dir():
+            raise ScrollError(f"{self.path}: parent directory {self.path.parent} does "
+                              "not exist (--zarr_output)")
+        self.about = about
+        self.dtype = np.dtype(dtype)
+        self._lock = threading.Lock()
+        store.create_group(self.tmp, zarr_format=2)
+        # the marker first: an interrupted .partial is then recognisably ours
+        store.set_attributes(self.tmp, {"scrollzarr": {"kind": LAYERS_KIND, **about}})
+        self.level0 = store.create_array(self.tmp / "0", (n_layers, height, width),
+                                         (n_layers, LAYER_CHUNK, LAYER_CHUNK), self.dtype)
+
+    def write_rows(self, v0: int, strip: np.ndarray) -> None:
+        """Write ``strip`` (layers, rows, width) at rows ``v0..`` of level 0."""
+        with self._lock:
+            self.level0[:, v0:v0 + strip.shape[1], :] = strip
+
+    def finish(self) -> None:
+        """Build the pyramid, write the metadata, and move the store to its path."""
+        import shutil
+
+        from . import ngff, pyramid, store
+
+        levels = [("0", "mean")]
+        source = self.level0
+        while max(source.shape[1:]) > LAYER_CHUNK:
+            level = len(levels)
+            n, h, w = source.shape
+            target = store.create_array(self.tmp / str(level), (n, -(-h // 2), -(-w // 2)),
+                                        (n, LAYER_CHUNK, LAYER_CHUNK), self.dtype)
+            step = 2 * LAYER_CHUNK
+            for y0 in range(0, h, step):
+                for x0 in range(0, w, 8 * step):
+                    block = source[:, y0:y0 + step, x0:x0 + 8 * step]
+                    # repeating every layer makes the 2x2x2 mean a 2x2 mean per layer,
+                    # with the same rounding (sum of 4 counted twice, over 8)
+                    half = pyramid.downsample(np.repeat(block, 2, axis=0), "mean")
+                    target[:, y0 // 2:y0 // 2 + half.shape[1],
+                           x0 // 2:x0 // 2 + half.shape[2]] = half
+            levels.append((str(level), "mean"))
+            source = target
+        attrs = ngff.image_attributes(levels, name="layers")
+        first = float(self.about.get("layers", [0])[0])
+        for dataset in attrs["multiscales"][0]["datasets"]:
+            for t in dataset["coordinateTransformations"]:
+                # z is the layer index: never scaled, starting at the first layer
+                if t["type"] == "scale":
+                    t["scale"][0] = 1.0
+                else:
+                    t["translation"][0] = first
+        attrs["scrollzarr"] = {"kind": LAYERS_KIND, **self.about}
+        store.set_attributes(self.tmp, attrs)
+        old = self.path.with_name(self.path.name + ".old")
+        if self.path.exists():
+            if old.exists() and _is_own_layer_store(old):
+                shutil.rmtree(old)
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -58,8 +58,8 @@ from . import workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
 from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutputs,
-                            check_replaceable, read_manifest, remove_stale, stack_image,
-                            write_manifest)
+                            ZarrOutput, check_replaceable, read_manifest, remove_stale,
+                            stack_image, write_manifest)
 from .ngff import Volume, open_volume
 from .ppm import Ppm, mask_path
 
@@ -241,10 +241,14 @@ def _surface_inputs(surface: Any, given: str | Path | None) -> dict[str, Path]:
 
 
 def _store_input(store: str | Path | Volume) -> Path | None:
-    """The local directory of the volume's store, if it has one."""
+    """The local directory of the volume's store, if it has one: the path given, or for
+    an opened Volume its ``location`` (where the reader records it) or its local store's
+    root."""
     if isinstance(store, Volume):
-        root = getattr(store.array.store, "root", None)
-        return Path(root) if root is not None else None
+        where = getattr(store, "location", "") or getattr(store.array.store, "root", None)
+        if not where:
+            return None
+        store = where
     return None if "://" in str(store) else Path(store)
 
 
@@ -257,6 +261,10 @@ def _volume_box(volume: Volume) -> str:
         b = (shape[axis] - 1 - volume.offset[axis]) / volume.factor[axis]
         parts.append(f"{name} {min(a, b):.6g}..{max(a, b):.6g}")
     return ", ".join(parts)
+
+
+def _level_name(volume: Volume) -> str:
+    return "" if volume.level in ("", None) else f"level {volume.level} "
 
 
 def _segment_box(low: np.ndarray, high: np.ndarray) -> str:
@@ -295,7 +303,7 @@ class _Extent:
 def _outside_error(what: str, extent: _Extent, volume: Volume, store: str) -> ScrollError:
     return ScrollError(
         f"{store}: {what} (segment {_segment_box(extent.low, extent.high)}; volume "
-        f"level {volume.level} {_volume_box(volume)}, scroll voxels): wrong store, crop "
+        f"{_level_name(volume)}{_volume_box(volume)}, scroll voxels): wrong store, crop "
         "or level? --allow_outside renders anyway")
 
 
@@ -324,14 +332,15 @@ def precheck_surface(surface: Any, volume: Volume, store: str) -> None:
 
 # --- the whole render -----------------------------------------------------------------------
 
-def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path,
+def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path | None,
                   stack_path: str | Path | None = None, number_of_layers: int = 65,
                   number_of_stacked_layers: int = 25, block_size: int = 100,
                   zarr_cache_max_size_gb: float = 8.0, interval: float = 1.0,
                   direction: str = "both", level: int | None = None, quiet: bool = True,
                   num_threads: int | None = None, layers: range | str | None = None,
                   stack_method: str = "max", preview: bool = False,
-                  allow_outside: bool = False) -> RenderStats:
+                  allow_outside: bool = False,
+                  zarr_output: str | Path | None = None) -> RenderStats:
     """Render the layers of ``surface`` from ``store`` into ``out_dir``.
 
     ``surface`` is a .ppm path (opened with :class:`Ppm`, its ``_mask.png`` honoured) or
@@ -342,7 +351,9 @@ def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path,
     ``stack_path`` when given (``stack_method`` over the central
     ``number_of_stacked_layers``), and with ``preview`` ``preview_surface.png`` and
     ``preview_stack.png``; all TIFFs 2-D ``(height, width)`` of the store's dtype,
-    uncompressed. An earlier render into ``out_dir`` is replaced as a whole (see
+    uncompressed. ``zarr_output``: also the rendered layers as an OME-Zarr (see
+    :class:`ZarrOutput`); ``out_dir`` may then be ``"-"`` (or None) to write no layer
+    TIFFs. An earlier render into ``out_dir`` is replaced as a whole (see
     :mod:`scrollzarr.layer_outputs`). Tiles of ``block_size`` pixels are rendered by
     ``num_threads`` threads (default: all cores); the first error stops the run,
     removes the partial outputs and is raised as :class:`ScrollError`. Unless
@@ -364,86 +375,115 @@ def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path,
     if stack_wanted:
         wanted = stacked_layers(number_of_layers, number_of_stacked_layers)
         stack = range(wanted.start - selected.start, wanted.stop - selected.start)
-    out_dir = Path(out_dir)
+    out = None if out_dir is None or str(out_dir) == "-" else Path(out_dir)
+    if out is None and zarr_output is None:
+        raise ScrollError("OUT_DIR - (no layer TIFFs) needs --zarr_output")
+    if out is None and preview:
+        raise ScrollError("--preview writes into OUT_DIR: give one instead of -")
+    about = {"layers": [selected.start, selected.stop], "number_of_layers": number_of_layers,
+             "interval": interval, "direction": direction}
     surface_path = surface if isinstance(surface, (str, Path)) else None
     opened = Ppm(surface) if surface_path is not None else None
     try:
-        return _render_surface(opened or surface, surface_path, store, out_dir, stack_path,
+        return _render_surface(opened or surface, surface_path, store, out, stack_path,
                                number_of_layers, selected, offsets, stack, stack_method,
                                block_size, zarr_cache_max_size_gb, level, quiet,
                                num_threads or workers.default_threads(), preview,
-                               allow_outside)
+                               allow_outside,
+                               None if zarr_output is None else Path(zarr_output), about)
     finally:
         if opened is not None:
             opened.close()
 
 
 def _render_surface(surface: Any, surface_path: str | Path | None,
-                    store: str | Path | Volume, out_dir: Path, stack_path, n_all: int,
-                    selected: range, offsets: np.ndarray, stack: range | None,
+                    store: str | Path | Volume, out_dir: Path | None, stack_path,
+                    n_all: int, selected: range, offsets: np.ndarray, stack: range | None,
                     stack_method: str, block_size: int, cache_gb: float,
                     level: int | None, quiet: bool, threads: int, preview: bool,
-                    allow_outside: bool) -> RenderStats:
+                    allow_outside: bool, zarr_output: Path | None, about: dict
+                    ) -> RenderStats:
     volume = store if isinstance(store, Volume) else open_volume(str(store), level)
     store_name = str(store) if not isinstance(store, Volume) else str(
-        _store_input(store) or store.array.store_path)
+        getattr(store, "location", "") or _store_input(store) or store.array.store_path)
     dtype = np.dtype(volume.array.dtype)
     if dtype.kind not in "uif":
         raise ScrollError(f"{store_name}: dtype {dtype} cannot be written as layer TIFFs")
     dtype = dtype.newbyteorder("<")
 
     names = layer_names(n_all)[selected.start:selected.stop]
-    paths = [out_dir / name for name in names]
-    if stack_path is not None:
-        paths.append(Path(stack_path))
-    preview_paths = [out_dir / n for n in PREVIEW_NAMES] if preview else []
+    layer_paths = [out_dir / name for name in names] if out_dir is not None else []
+    paths = layer_paths + ([Path(stack_path)] if stack_path is not None else [])
+    preview_paths = [out_dir / n for n in PREVIEW_NAMES] if preview and out_dir else []
     inputs = _surface_inputs(surface, surface_path)
     store_dir = _store_input(store)
     if store_dir is not None:
         inputs["store"] = store_dir
-    outputs_named = {"OUT_DIR": out_dir, **({"STACK": Path(stack_path)}
-                                           if stack_path is not None else {})}
-    outputs_named.update({"layer file": p for p in paths[:len(names)]})
+    outputs_named: dict[str, Path] = {}
+    if out_dir is not None:
+        outputs_named["OUT_DIR"] = out_dir
+    if stack_path is not None:
+        outputs_named["STACK"] = Path(stack_path)
+    if zarr_output is not None:
+        outputs_named["--zarr_output"] = zarr_output
+    outputs_named.update({"layer file": p for p in layer_paths})
     check_output_paths(outputs_named, inputs)
 
     if not allow_outside:
         precheck_surface(surface, volume, store_name)
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ScrollError(f"{out_dir}: output exists and is not a directory")
-    earlier = read_manifest(out_dir) if out_dir.is_dir() else []
-    ours = [p.name for p in paths + preview_paths
-            if _resolved(p.parent) == _resolved(out_dir)]
-    check_replaceable(out_dir, ours, earlier)
+    earlier: list[str] = []
+    ours: list[str] = []
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ScrollError(f"{out_dir}: output exists and is not a directory")
+        earlier = read_manifest(out_dir) if out_dir.is_dir() else []
+        ours = [p.name for p in paths + preview_paths
+                if _resolved(p.parent) == _resolved(out_dir)]
+        check_replaceable(out_dir, ours, earlier)
     _prepare_dirs(out_dir, paths, surface.height * surface.width * dtype.itemsize)
 
     cache = ChunkCache(volume.array, int(cache_gb * 2**30))
-    tiffs = TiffOutputs(paths, surface.height, surface.width, dtype)
-    previews = Previews(surface.height, surface.width, dtype) if preview else None
+    zarr_out = None
+    if zarr_output is not None:
+        zarr_out = ZarrOutput(zarr_output, offsets.shape[0], surface.height, surface.width,
+                              dtype, about)
     try:
-        stats = _render(surface, volume, cache, tiffs, previews, offsets, dtype, block_size,
-                        stack, stack_method, quiet, threads, store_name, allow_outside,
-                        stack_path is not None)
+        tiffs = TiffOutputs(paths, surface.height, surface.width, dtype)
+    except BaseException:
+        if zarr_out is not None:
+            zarr_out.abort()
+        raise
+    previews = Previews(surface.height, surface.width, dtype) if preview_paths else None
+    try:
+        stats = _render(surface, volume, cache, tiffs, zarr_out, previews, offsets, dtype,
+                        block_size, stack, stack_method, quiet, threads, store_name,
+                        allow_outside, bool(layer_paths), stack_path is not None)
         partial = [p.with_name(p.name + PARTIAL) for p in preview_paths]
         if previews is not None:
             previews.save(*partial)
-        # while old files give way to new ones, the manifest covers both sets
-        write_manifest(out_dir, sorted(set(earlier) | set(ours)), {"complete": False})
+        if zarr_out is not None:
+            zarr_out.finish()
+        if out_dir is not None:
+            # while old files give way to new ones, the manifest covers both sets
+            write_manifest(out_dir, sorted(set(earlier) | set(ours)), {"complete": False})
         tiffs.finish()
         for src, dst in zip(partial, preview_paths):
             os.replace(src, dst)
     except BaseException:
         tiffs.abort()
+        if zarr_out is not None:
+            zarr_out.abort()
         for p in preview_paths:
             p.with_name(p.name + PARTIAL).unlink(missing_ok=True)
         raise
-    remove_stale(out_dir, earlier, ours)
-    write_manifest(out_dir, ours, {"complete": True, "layers": [selected.start, selected.stop],
-                                   "number_of_layers": n_all})
+    if out_dir is not None:
+        remove_stale(out_dir, earlier, ours)
+        write_manifest(out_dir, ours, {"complete": True, **about})
     return stats
 
 
-def _prepare_dirs(out_dir: Path, paths: list[Path], bytes_each: int) -> None:
+def _prepare_dirs(out_dir: Path | None, paths: list[Path], bytes_each: int) -> None:
     for path in paths:
         if path.is_dir():
             raise ScrollError(f"{path}: is a directory, cannot write a TIFF there")
@@ -452,11 +492,14 @@ def _prepare_dirs(out_dir: Path, paths: list[Path], bytes_each: int) -> None:
         except OSError as exc:
             raise ScrollError(f"{path.parent}: cannot create directory ({exc.strerror})"
                               ) from None
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if not paths:
+        return
     need = len(paths) * bytes_each
-    free = shutil.disk_usage(out_dir).free
+    free = shutil.disk_usage(paths[0].parent).free
     if need > free:
-        raise ScrollError(f"{out_dir}: the layers need {need / 2**30:.1f} GiB, only "
+        raise ScrollError(f"{paths[0].parent}: the layers need {need / 2**30:.1f} GiB, only "
                           f"{free / 2**30:.1f} GiB free")
 
 
@@ -479,10 +522,10 @@ class _Tile:
 
 
 def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
-            previews: Previews | None, offsets: np.ndarray, dtype: np.dtype,
-            block_size: int, stack: range | None, stack_method: str, quiet: bool,
-            threads: int, store: str, allow_outside: bool, write_stack: bool
-            ) -> RenderStats:
+            zarr_out: ZarrOutput | None, previews: Previews | None, offsets: np.ndarray,
+            dtype: np.dtype, block_size: int, stack: range | None, stack_method: str,
+            quiet: bool, threads: int, store: str, allow_outside: bool,
+            write_layers: bool, write_stack: bool) -> RenderStats:
     tiles_u = -(-surface.width // block_size)
     tiles_v = -(-surface.height // block_size)
     order = tile_order(tiles_u, tiles_v)
@@ -502,12 +545,15 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
         if previews is not None:
             centre = int(np.argmin(np.abs(offsets)))  # the surface: offset 0 (or nearest)
             previews.add(v0, strip[centre], image)
-        if mapped == 0:  # the outputs are sparse files: unwritten rows read as 0
+        if mapped == 0:  # sparse files and unwritten chunks read as 0
             return
-        for k in range(n_layers):
-            tiffs.write_rows(k, v0, strip[k])
+        if zarr_out is not None:
+            zarr_out.write_rows(v0, strip)
+        if write_layers:
+            for k in range(n_layers):
+                tiffs.write_rows(k, v0, strip[k])
         if write_stack:
-            tiffs.write_rows(n_layers, v0, image)
+            tiffs.write_rows(n_layers if write_layers else 0, v0, image)
 
     strips = Strips(n_layers, surface.height, surface.width, block_size, tiles_u, dtype, sink)
 

@@ -195,3 +195,74 @@ def test_compiled_kernels_are_cached_in_the_user_cache_when_the_package_is_read_
     finally:
         for dirpath, _, _ in os.walk(tmp_path / "site"):
             os.chmod(dirpath, 0o755)
+
+
+def halve_yx(a: np.ndarray) -> np.ndarray:
+    """Plain numpy reference: 2x2 mean over y, x per layer, the last row/column standing
+    in for a missing neighbour, rounded half to even."""
+    if a.shape[1] % 2:
+        a = np.concatenate([a, a[:, -1:]], axis=1)
+    if a.shape[2] % 2:
+        a = np.concatenate([a, a[:, :, -1:]], axis=2)
+    f = a.astype(np.float64)
+    return np.rint((f[:, 0::2, 0::2] + f[:, 1::2, 0::2] + f[:, 0::2, 1::2]
+                    + f[:, 1::2, 1::2]) / 4).astype(a.dtype)
+
+
+def test_zarr_output_is_an_ome_zarr_of_the_layers_with_a_yx_pyramid(tmp_path):
+    import zarr
+
+    volume = random_volume(seed=67)
+    v2_array(tmp_path / "vol.zarr", volume)
+    data = curved_segment(height=70, width=300)  # 300 columns: levels 0, 1, 2
+    write_ppm(tmp_path / "seg.ppm", data)
+    common = dict(number_of_layers=9, interval=2.0, layers="2:7", allow_outside=True)
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "tifs", **common)
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-",
+                  zarr_output=tmp_path / "layers.zarr", num_threads=3, block_size=50,
+                  **common)
+    tifs = np.stack([tifffile.imread(tmp_path / "tifs" / f"{k}.tif") for k in range(2, 7)])
+    group = zarr.open_group(str(tmp_path / "layers.zarr"), mode="r")
+    level0 = group["0"]
+    assert level0.shape == (5, 70, 300) and level0.chunks == (5, 128, 128)
+    assert level0.dtype == np.uint16
+    np.testing.assert_array_equal(level0[...], tifs)
+    expected = tifs
+    for level in (1, 2):
+        expected = halve_yx(expected)
+        np.testing.assert_array_equal(group[str(level)][...], expected)
+    assert "3" not in group  # level 2 (5, 18, 75) fits one chunk
+    ms = group.attrs["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    transforms = [d["coordinateTransformations"] for d in ms["datasets"]]
+    assert transforms[2] == [{"type": "scale", "scale": [1.0, 4.0, 4.0]},
+                             {"type": "translation", "translation": [2.0, 1.5, 1.5]}]
+    assert group.attrs["scrollzarr"]["kind"] == "layers"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_zarr_output_replaces_only_a_layer_store_of_ours(tmp_path):
+    import zarr
+
+    v2_array(tmp_path / "vol.zarr", random_volume(seed=71))
+    write_ppm(tmp_path / "seg.ppm", curved_segment(height=30, width=40))
+    out = tmp_path / "layers.zarr"
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-", zarr_output=out,
+                  number_of_layers=7)
+    render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-", zarr_output=out,
+                  number_of_layers=3)  # ours: replaced as a whole
+    assert zarr.open_group(str(out), mode="r")["0"].shape == (3, 30, 40)
+    assert not (tmp_path / "layers.zarr.old").exists()
+    # someone else's store at that path is never deleted
+    other = tmp_path / "other.zarr"
+    v2_array(other, random_volume(seed=73))
+    with pytest.raises(ScrollError, match="other.zarr: --zarr_output exists and is not a "
+                       "layer store"):
+        render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-", zarr_output=other,
+                      number_of_layers=3)
+    assert zarr.open_array(str(other), mode="r").shape == (37, 45, 53)
+    with pytest.raises(ScrollError, match="--zarr_output is the input"):
+        render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-",
+                      zarr_output=tmp_path / "vol.zarr", number_of_layers=3)
+    with pytest.raises(ScrollError, match="OUT_DIR - .* needs --zarr_output"):
+        render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-", number_of_layers=3)

@@ -5,7 +5,8 @@ Layer k of N samples each mapped pixel at point + (k - N//2) * interval * normal
 (--direction both), trilinear, rounded to nearest; 0 outside the volume and for unmapped
 pixels. Writes OUT_DIR/00.tif .. (or the --layers START:STOP among them) and, if given,
 STACK.tif (--stack_method over the central --number_of_stacked_layers layers); with
---preview also OUT_DIR/preview_surface.png and preview_stack.png. A render into an
+--preview also OUT_DIR/preview_surface.png and preview_stack.png; with --zarr_output
+OUT.zarr the layers as an OME-Zarr (OUT_DIR may then be -). A render into an
 OUT_DIR holding an earlier render replaces that render as a whole (only files it wrote,
 listed in OUT_DIR/.scrollzarr-layers.json).
 """
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="OME-Zarr root (level 0 unless --level) or a plain (z, y, x) "
                         "zarr array")
     parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="directory for the layer TIFFs (created if needed)")
+                        help="directory for the layer TIFFs (created if needed); - for "
+                        "none (with --zarr_output)")
     parser.add_argument("stack", metavar="STACK.tif", nargs="?", default=None,
                         help="optional stack image of the central layers")
     parser.add_argument("--number_of_layers", type=cli.number(int, minimum=1), default=65,
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default 0)")
     parser.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
                         metavar="N", help="compute threads (default: all cores)")
+    parser.add_argument("--zarr_output", default=None, metavar="OUT.zarr",
+                        help="also write the rendered layers as an OME-Zarr: axes z (layer), "
+                        "y, x; chunks (all layers, 128, 128); a pyramid halving y and x")
     parser.add_argument("--preview", action="store_true",
                         help="also write OUT_DIR/preview_surface.png and preview_stack.png "
                         "(8-bit, contrast-stretched)")
@@ -80,9 +85,11 @@ def main(args: argparse.Namespace) -> None:
         interval=args.interval, direction=args.direction, level=args.level,
         quiet=args.quiet, num_threads=args.num_threads, layers=args.layers,
         stack_method=args.stack_method, preview=args.preview,
-        allow_outside=args.allow_outside)
+        allow_outside=args.allow_outside, zarr_output=args.zarr_output)
+    where = " and ".join(p for p in (None if args.out_dir == "-" else args.out_dir,
+                                     args.zarr_output) if p)
     cli.note(f"wrote {stats.layers} layers of {stats.width}x{stats.height} pixels to "
-             f"{args.out_dir} ({stats.samples / max(stats.seconds, 1e-9):.3g} samples/s, "
+             f"{where} ({stats.samples / max(stats.seconds, 1e-9):.3g} samples/s, "
              f"{stats.chunk_fetches} chunk reads of {stats.unique_chunks} chunks)",
              args.quiet)
 
