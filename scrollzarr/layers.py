@@ -612,10 +612,10 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
     bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
                dynamic_ncols=True)
     window = 2 * threads + 2
+    reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=window + IO_THREADS)
+    results = workers.map_unordered(compute, reads, threads, window, name="layers")
     try:
-        reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=window + IO_THREADS)
-        for n, m, nz, ext in workers.map_unordered(compute, reads, threads, window,
-                                                   name="layers"):
+        for n, m, nz, ext in results:
             samples += n
             mapped_samples += m
             nonzero_samples += nz
@@ -625,6 +625,9 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
             if elapsed > 0:
                 bar.set_postfix_str(f"{samples / elapsed:.3g} samples/s", refresh=False)
     finally:
+        # stop both pools now (an error, Ctrl-C), not whenever the generators are freed
+        results.close()
+        reads.close()
         bar.close()
     if not allow_outside:
         _check_inside(extent, volume, store, sampled=False)
