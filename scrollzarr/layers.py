@@ -57,11 +57,13 @@ from tqdm import tqdm
 from . import workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
+from .layer_checks import (Extent, check_inside, check_output_paths, outside_error,
+                           precheck_surface, resolved, store_input, surface_inputs)
 from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutputs,
                             ZarrOutput, check_replaceable, read_manifest, remove_stale,
                             stack_image, write_manifest)
 from .ngff import Volume, open_volume
-from .ppm import Ppm, mask_path
+from .ppm import Ppm
 
 DIRECTIONS = ("both", "positive", "negative")
 #: Largest dense box (voxels) copied for one group of a tile's samples (64 MB of
@@ -70,9 +72,6 @@ MAX_BOX_VOXELS = 1 << 25
 #: Threads reading chunks ahead of the compute threads (they mostly wait on disk or
 #: network, so more of them than cores pays off for remote volumes).
 IO_THREADS = 8
-#: Surface rows read by the check made before rendering (fraction of the surface in
-#: the volume); the exact check follows the render.
-PRECHECK_ROWS = 64
 PREVIEW_NAMES = ("preview_surface.png", "preview_stack.png")
 
 
@@ -204,132 +203,6 @@ def check_options(number_of_layers: int, number_of_stacked_layers: int, block_si
         raise ScrollError(f"--num_threads {num_threads}: must be at least 1")
 
 
-def _resolved(path: str | Path) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser())).resolve()
-
-
-def check_output_paths(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
-    """Refuse any output path that equals, contains or lies inside an input (symlinks
-    resolved on both sides). Keys name the paths in the message (option or argument)."""
-    real_in = {name: _resolved(p) for name, p in inputs.items()}
-    for out_name, out_path in outputs.items():
-        real = _resolved(out_path)
-        for in_name, src in real_in.items():
-            if real == src or src.is_relative_to(real) or real.is_relative_to(src):
-                how = ("is" if real == src else "contains" if src.is_relative_to(real)
-                       else "lies inside")
-                raise ScrollError(f"{out_path}: {out_name} {how} the input {src} "
-                                  f"({in_name}); choose another output path")
-
-
-def _surface_inputs(surface: Any, given: str | Path | None) -> dict[str, Path]:
-    """The files a surface reads: the given path, and an opened surface's ``path``,
-    ``mask_path`` and ``input_paths`` attributes where it has them."""
-    found: dict[str, Path] = {}
-    if given is not None:
-        found["surface"] = Path(given)
-        mask = mask_path(given)
-        if mask.exists():
-            found["mask"] = mask
-    for attr in ("path", "mask_path"):
-        value = getattr(surface, attr, None)
-        if value is not None:
-            found[f"surface {attr}"] = Path(value)
-    for i, value in enumerate(getattr(surface, "input_paths", ()) or ()):
-        found[f"surface input {i}"] = Path(value)
-    return found
-
-
-def _store_input(store: str | Path | Volume) -> Path | None:
-    """The local directory of the volume's store, if it has one: the path given, or for
-    an opened Volume its ``location`` (where the reader records it) or its local store's
-    root."""
-    if isinstance(store, Volume):
-        where = getattr(store, "location", "") or getattr(store.array.store, "root", None)
-        if not where:
-            return None
-        store = where
-    return None if "://" in str(store) else Path(store)
-
-
-def _volume_box(volume: Volume) -> str:
-    """The level's extent in scroll voxels (voxel centres), x, y, z."""
-    shape = volume.array.shape
-    parts = []
-    for axis, name in ((2, "x"), (1, "y"), (0, "z")):
-        a = (0 - volume.offset[axis]) / volume.factor[axis]
-        b = (shape[axis] - 1 - volume.offset[axis]) / volume.factor[axis]
-        parts.append(f"{name} {min(a, b):.6g}..{max(a, b):.6g}")
-    return ", ".join(parts)
-
-
-def _level_name(volume: Volume) -> str:
-    return "" if volume.level in ("", None) else f"level {volume.level} "
-
-
-def _segment_box(low: np.ndarray, high: np.ndarray) -> str:
-    if not np.all(np.isfinite(low)):
-        return "no mapped pixel"
-    return ", ".join(f"{n} {lo:.6g}..{hi:.6g}" for n, lo, hi in zip("xyz", low, high))
-
-
-class _Extent:
-    """Running count of mapped surface points in the volume and their bounding box
-    (scroll x, y, z)."""
-
-    def __init__(self) -> None:
-        self.mapped = self.inside = 0
-        self.low = np.full(3, np.inf)
-        self.high = np.full(3, -np.inf)
-
-    def add(self, points: np.ndarray, base: np.ndarray, shape) -> None:
-        """``points`` (P, >=3) scroll x, y, z of mapped pixels; ``base`` (P, 3) their
-        array indices z, y, x."""
-        if points.shape[0] == 0:
-            return
-        last = np.asarray(shape, dtype=np.float64) - 1
-        self.mapped += points.shape[0]
-        self.inside += int(np.all((base >= 0) & (base <= last), axis=1).sum())
-        self.low = np.minimum(self.low, points[:, :3].min(axis=0))
-        self.high = np.maximum(self.high, points[:, :3].max(axis=0))
-
-    def merge(self, other: "_Extent") -> None:
-        self.mapped += other.mapped
-        self.inside += other.inside
-        self.low = np.minimum(self.low, other.low)
-        self.high = np.maximum(self.high, other.high)
-
-
-def _outside_error(what: str, extent: _Extent, volume: Volume, store: str) -> ScrollError:
-    return ScrollError(
-        f"{store}: {what} (segment {_segment_box(extent.low, extent.high)}; volume "
-        f"{_level_name(volume)}{_volume_box(volume)}, scroll voxels): wrong store, crop "
-        "or level? --allow_outside renders anyway")
-
-
-def _check_inside(extent: _Extent, volume: Volume, store: str, sampled: bool) -> None:
-    if extent.mapped and extent.inside * 2 < extent.mapped:
-        share = 100.0 * extent.inside / extent.mapped
-        rows = " (sampled rows)" if sampled else ""
-        raise _outside_error(f"only {share:.3g}% of the segment's surface{rows} lies in "
-                             "the volume", extent, volume, store)
-
-
-def precheck_surface(surface: Any, volume: Volume, store: str) -> None:
-    """Before anything is written: read up to :data:`PRECHECK_ROWS` evenly spaced rows of
-    the surface and fail (see :func:`_check_inside`) when fewer than half of their mapped
-    points lie in the volume."""
-    extent = _Extent()
-    rows = np.unique(np.linspace(0, surface.height - 1,
-                                 min(PRECHECK_ROWS, surface.height)).round().astype(int))
-    shape = volume.array.shape
-    for r in rows:
-        data, mapped = surface.read_tile(int(r), int(r) + 1, 0, surface.width)
-        points = data.reshape(-1, data.shape[-1])[mapped.reshape(-1)]
-        extent.add(points, volume.to_index(points[:, 2::-1]), shape)
-    _check_inside(extent, volume, store, sampled=True)
-
-
 # --- the whole render -----------------------------------------------------------------------
 
 def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path | None,
@@ -405,7 +278,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
                     ) -> RenderStats:
     volume = store if isinstance(store, Volume) else open_volume(str(store), level)
     store_name = str(store) if not isinstance(store, Volume) else str(
-        getattr(store, "location", "") or _store_input(store) or store.array.store_path)
+        getattr(store, "location", "") or store_input(store) or store.array.store_path)
     dtype = np.dtype(volume.array.dtype)
     if dtype.kind not in "uif":
         raise ScrollError(f"{store_name}: dtype {dtype} cannot be written as layer TIFFs")
@@ -415,8 +288,8 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
     layer_paths = [out_dir / name for name in names] if out_dir is not None else []
     paths = layer_paths + ([Path(stack_path)] if stack_path is not None else [])
     preview_paths = [out_dir / n for n in PREVIEW_NAMES] if preview and out_dir else []
-    inputs = _surface_inputs(surface, surface_path)
-    store_dir = _store_input(store)
+    inputs = surface_inputs(surface, surface_path)
+    store_dir = store_input(store)
     if store_dir is not None:
         inputs["store"] = store_dir
     outputs_named: dict[str, Path] = {}
@@ -439,7 +312,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
             raise ScrollError(f"{out_dir}: output exists and is not a directory")
         earlier = read_manifest(out_dir) if out_dir.is_dir() else []
         ours = [p.name for p in paths + preview_paths
-                if _resolved(p.parent) == _resolved(out_dir)]
+                if resolved(p.parent) == resolved(out_dir)]
         check_replaceable(out_dir, ours, earlier)
     _prepare_dirs(out_dir, paths, surface.height * surface.width * dtype.itemsize)
 
@@ -518,7 +391,7 @@ class _Tile:
     cols: np.ndarray | None = None
     groups: list | None = None
     fetched: dict | None = None
-    extent: _Extent | None = None
+    extent: Extent | None = None
 
 
 def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
@@ -568,7 +441,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
         with _errors_named(where(t), store):
             data, mapped = surface.read_tile(t.v0, t.v1, t.u0, t.u1)
             pixels = np.flatnonzero(mapped.reshape(-1))
-            t.extent = _Extent()
+            t.extent = Extent()
             if pixels.size == 0:
                 return t
             points = data.reshape(-1, data.shape[-1])[pixels]
@@ -586,7 +459,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
                         t.fetched[index] = cache.get(index)
         return t
 
-    def compute(future) -> tuple[int, int, int, _Extent]:
+    def compute(future) -> tuple[int, int, int, Extent]:
         t: _Tile = future.result()  # a failed read is raised here, in a compute thread
         with _errors_named(where(t), store):
             out = strips.tile_view(t.band, t.u0, t.u1)
@@ -608,7 +481,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
 
     started = time.perf_counter()
     samples = mapped_samples = nonzero_samples = 0
-    extent = _Extent()
+    extent = Extent()
     bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
                dynamic_ncols=True)
     window = 2 * threads + 2
@@ -630,9 +503,9 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
         reads.close()
         bar.close()
     if not allow_outside:
-        _check_inside(extent, volume, store, sampled=False)
+        check_inside(extent, volume, store, sampled=False)
         if nonzero_samples == 0:
-            raise _outside_error("every sample of the segment reads 0", extent, volume,
+            raise outside_error("every sample of the segment reads 0", extent, volume,
                                  store)
     return RenderStats(surface.width, surface.height, n_layers, len(order), samples,
                        mapped_samples, time.perf_counter() - started, cache.fetches,

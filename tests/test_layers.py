@@ -468,7 +468,7 @@ def _pinned_renders(tmp_path: Path) -> str:
     write_ppm(tmp_path / "seg.ppm", curved_segment())
     origin = (1000.0, 2000.0, 3000.0)
     level1 = random_volume(tuple(-(-n // 2) for n in SHAPE), seed=29)
-    root = cropped_ome(tmp_path, random_volume(seed=31), origin, level1)
+    cropped_ome(tmp_path, random_volume(seed=31), origin, level1)
     write_ppm(tmp_path / "crop.ppm", curved_segment(origin=origin))
     small = random_volume(dtype=np.uint8, seed=37)
     v2_array(tmp_path / "u8.zarr", small)
