@@ -81,6 +81,7 @@ def prefetch(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int,
     pool = ThreadPoolExecutor(max_workers=max(1, int(threads)), thread_name_prefix=name)
     queue: deque[Future] = deque()
     source = iter(items)
+    handed_out_all = False
     try:
         exhausted = False
         while True:
@@ -90,9 +91,15 @@ def prefetch(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int,
                 except StopIteration:
                     exhausted = True
             if not queue:
+                handed_out_all = True
                 return
             yield queue.popleft()
     finally:
-        for future in queue:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if handed_out_all:
+            # every future is the consumer's now: let the pool finish them, and let its
+            # threads end when they have
+            pool.shutdown(wait=False)
+        else:  # the consumer stopped early: drop what it will never ask for
+            for future in queue:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -105,3 +105,18 @@ def test_prefetch_errors_surface_in_the_consumer_through_the_pool():
 
 def test_default_threads_is_the_usable_core_count():
     assert workers.default_threads() >= 1
+
+
+def test_prefetched_futures_handed_out_before_the_end_still_complete():
+    # the source runs dry while reads handed out are still queued behind slow ones:
+    # they must complete, not be cancelled with the pool
+    gate = threading.Event()
+
+    def read(i):
+        gate.wait(5)
+        return i
+
+    gen = workers.prefetch(read, range(6), threads=1, ahead=10)
+    futures = list(gen)  # exhausts the generator while everything is still queued
+    gate.set()
+    assert [f.result(timeout=10) for f in futures] == list(range(6))
