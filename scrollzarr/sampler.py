@@ -57,98 +57,92 @@ try:
     _jit = numba.njit(nogil=True, cache=True)
 
     @_jit
-    def _bounds(base, normal, offsets, last, k0, k1, p0, p1, lo, hi):
-        """Integer corners (floor of the index) of the in-volume samples of layers
-        ``k0:k1`` x pixels ``p0:p1``: their minimum into ``lo``, maximum into ``hi``
-        (int64 (3,) each). Returns how many samples are in the volume."""
-        count = 0
-        for a in range(3):
-            lo[a] = np.iinfo(np.int64).max
-            hi[a] = np.iinfo(np.int64).min
-        for k in range(k0, k1):
-            o = offsets[k]
-            for p in range(p0, p1):
-                iz = base[p, 0] + o * normal[p, 0]
-                iy = base[p, 1] + o * normal[p, 1]
-                ix = base[p, 2] + o * normal[p, 2]
-                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
-                        and ix >= 0.0 and ix <= last[2]):
-                    continue
-                count += 1
-                wz, wy, wx = np.int64(math.floor(iz)), np.int64(math.floor(iy)), \
-                    np.int64(math.floor(ix))
-                lo[0] = min(lo[0], wz)
-                hi[0] = max(hi[0], wz)
-                lo[1] = min(lo[1], wy)
-                hi[1] = max(hi[1], wy)
-                lo[2] = min(lo[2], wx)
-                hi[2] = max(hi[2], wx)
-        return count
-
-    @_jit
-    def _mark(base, normal, offsets, last, k0, k1, p0, p1, chunks, first, wanted):
+    def _mark(base, normal, offsets, last, k0, k1, p0, p1, shifts, first, wanted):
         """Mark in ``wanted`` (bool, the cover's chunk grid starting at chunk ``first``)
         every chunk an in-volume sample of layers ``k0:k1`` x pixels ``p0:p1`` reads: the
         chunk of its corner and, along an axis with a non-zero fraction, the chunk of the
-        +1 neighbour."""
-        c0 = np.empty(3, np.int64)
-        c1 = np.empty(3, np.int64)
-        for k in range(k0, k1):
-            o = offsets[k]
-            for p in range(p0, p1):
-                inside = True
-                for a in range(3):
-                    i = base[p, a] + o * normal[p, a]
-                    if not (i >= 0.0 and i <= last[a]):
-                        inside = False
-                        break
-                    w = math.floor(i)
-                    c0[a] = np.int64(w) // chunks[a] - first[a]
-                    step = 1 if i - w > 0.0 else 0
-                    c1[a] = (np.int64(w) + step) // chunks[a] - first[a]
-                if not inside:
+        +1 neighbour. Chunk sizes are powers of two: ``shifts`` holds their log2."""
+        lz, ly, lx = -1, -1, -1  # the last single chunk marked: most samples repeat it
+        oa, ob = offsets[k0], offsets[k1 - 1]
+        for p in range(p0, p1):
+            bz, by, bx = base[p, 0], base[p, 1], base[p, 2]
+            nz, ny, nx = normal[p, 0], normal[p, 1], normal[p, 2]
+            # fast path: both extreme samples in the volume, and every corner and +1
+            # neighbour between them (each axis is monotone in k) in one chunk
+            az, ay, ax = bz + oa * nz, by + oa * ny, bx + oa * nx
+            cz, cy, cx = bz + ob * nz, by + ob * ny, bx + ob * nx
+            if (az >= 0.0 and az <= last[0] and ay >= 0.0 and ay <= last[1]
+                    and ax >= 0.0 and ax <= last[2] and cz >= 0.0 and cz <= last[0]
+                    and cy >= 0.0 and cy <= last[1] and cx >= 0.0 and cx <= last[2]):
+                z0 = np.int64(math.floor(min(az, cz))) >> shifts[0]
+                y0 = np.int64(math.floor(min(ay, cy))) >> shifts[1]
+                x0 = np.int64(math.floor(min(ax, cx))) >> shifts[2]
+                if (z0 == (np.int64(math.floor(max(az, cz))) + 1) >> shifts[0]
+                        and y0 == (np.int64(math.floor(max(ay, cy))) + 1) >> shifts[1]
+                        and x0 == (np.int64(math.floor(max(ax, cx))) + 1) >> shifts[2]):
+                    wanted[z0 - first[0], y0 - first[1], x0 - first[2]] = True
                     continue
-                for z in range(c0[0], c1[0] + 1):
-                    for y in range(c0[1], c1[1] + 1):
-                        for x in range(c0[2], c1[2] + 1):
+            for k in range(k0, k1):
+                o = offsets[k]
+                iz = bz + o * nz
+                iy = by + o * ny
+                ix = bx + o * nx
+                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
+                        and ix >= 0.0 and ix <= last[2]):
+                    continue
+                wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
+                z0 = (np.int64(wz) >> shifts[0]) - first[0]
+                y0 = (np.int64(wy) >> shifts[1]) - first[1]
+                x0 = (np.int64(wx) >> shifts[2]) - first[2]
+                z1 = ((np.int64(wz) + (1 if iz > wz else 0)) >> shifts[0]) - first[0]
+                y1 = ((np.int64(wy) + (1 if iy > wy else 0)) >> shifts[1]) - first[1]
+                x1 = ((np.int64(wx) + (1 if ix > wx else 0)) >> shifts[2]) - first[2]
+                if z0 == z1 and y0 == y1 and x0 == x1:
+                    if z0 == lz and y0 == ly and x0 == lx:
+                        continue
+                    lz, ly, lx = z0, y0, x0
+                for z in range(z0, z1 + 1):
+                    for y in range(y0, y1 + 1):
+                        for x in range(x0, x1 + 1):
                             wanted[z, y, x] = True
 
     @_jit
-    def _interpolate(base, normal, offsets, last, box, lo, k0, k1, p0, p1, rows, cols,
-                     out, is_int, vmin, vmax):
+    def _interpolate(base, normal, offsets, last, box, lo, sy, sx, k0, k1, p0, p1, rows,
+                     cols, out, is_int, vmin, vmax):
         """Write every sample of layers ``k0:k1`` x pixels ``p0:p1`` into
-        ``out[k, rows[p], cols[p]]``: trilinear from ``box`` (voxels ``lo`` ..) when in
-        the volume, else 0. Returns the number of non-zero samples written."""
+        ``out[k, rows[p], cols[p]]``: trilinear from ``box`` (a flat C-order box of
+        voxels starting at ``lo``, strides ``sy`` and ``sx`` elements) when in the
+        volume, else 0. Returns the number of non-zero samples written."""
         nonzero = 0
         for k in range(k0, k1):
             o = offsets[k]
+            plane = out[k]
             for p in range(p0, p1):
                 iz = base[p, 0] + o * normal[p, 0]
                 iy = base[p, 1] + o * normal[p, 1]
                 ix = base[p, 2] + o * normal[p, 2]
                 if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
                         and ix >= 0.0 and ix <= last[2]):
-                    out[k, rows[p], cols[p]] = 0
+                    plane[rows[p], cols[p]] = 0
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
                 fz, fy, fx = iz - wz, iy - wy, ix - wx
-                z = np.int64(wz) - lo[0]
-                y = np.int64(wy) - lo[1]
-                x = np.int64(wx) - lo[2]
+                i = ((np.int64(wz) - lo[0]) * sy + (np.int64(wy) - lo[1]) * sx
+                     + (np.int64(wx) - lo[2]))
                 # a zero fraction reads the corner twice: a + (a - a) * 0 == a, exactly
                 # what a + (b - a) * 0 gives for any finite b, and b is never read (its
                 # chunk may not be loaded, or lie past the volume)
-                dz = 1 if fz > 0.0 else 0
-                dy = 1 if fy > 0.0 else 0
+                dz = sy if fz > 0.0 else 0
+                dy = sx if fy > 0.0 else 0
                 dx = 1 if fx > 0.0 else 0
-                a = np.float64(box[z, y, x])
-                x00 = a + (np.float64(box[z, y, x + dx]) - a) * fx
-                a = np.float64(box[z, y + dy, x])
-                x01 = a + (np.float64(box[z, y + dy, x + dx]) - a) * fx
-                a = np.float64(box[z + dz, y, x])
-                x10 = a + (np.float64(box[z + dz, y, x + dx]) - a) * fx
-                a = np.float64(box[z + dz, y + dy, x])
-                x11 = a + (np.float64(box[z + dz, y + dy, x + dx]) - a) * fx
+                a = np.float64(box[i])
+                x00 = a + (np.float64(box[i + dx]) - a) * fx
+                a = np.float64(box[i + dy])
+                x01 = a + (np.float64(box[i + dy + dx]) - a) * fx
+                a = np.float64(box[i + dz])
+                x10 = a + (np.float64(box[i + dz + dx]) - a) * fx
+                a = np.float64(box[i + dz + dy])
+                x11 = a + (np.float64(box[i + dz + dy + dx]) - a) * fx
                 c0 = x00 + (x01 - x00) * fy
                 c1 = x10 + (x11 - x10) * fy
                 v = c0 + (c1 - c0) * fz
@@ -158,7 +152,7 @@ try:
                         v = vmin
                     elif v > vmax:
                         v = vmax
-                out[k, rows[p], cols[p]] = v
+                plane[rows[p], cols[p]] = v
                 if v != 0:
                     nonzero += 1
         return nonzero
@@ -188,28 +182,50 @@ class Group:
     wanted: np.ndarray
 
 
+def _box(base: np.ndarray, normal: np.ndarray, o_first: float, o_last: float,
+         shape: tuple[int, int, int]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The box (lo, hi exclusive, z, y, x) holding the integer corners and +1 neighbours
+    of every in-volume sample between the layer offsets ``o_first`` and ``o_last``: each
+    axis index is monotone along a pixel's offsets, so the two extreme layers bound it
+    (clipped to the volume). None when no sample can be in the volume."""
+    ends = [base + o_first * normal, base + o_last * normal]
+    low = np.fmin(np.nanmin(ends[0], axis=0), np.nanmin(ends[1], axis=0))
+    high = np.fmax(np.nanmax(ends[0], axis=0), np.nanmax(ends[1], axis=0))
+    lo, hi = [], []
+    for a, n in enumerate(shape):
+        if not (high[a] >= 0 and low[a] <= n - 1):  # also NaN: no finite sample
+            return None
+        lo.append(max(0, math.floor(low[a])))
+        hi.append(min(n - 1, math.floor(high[a])) + 2)
+    return tuple(lo), tuple(hi)
+
+
 def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
               shape: tuple[int, int, int], chunks: tuple[int, int, int],
               max_box_voxels: int | None = None) -> list[Group]:
     """Split the samples ``base + offsets[k] * normal`` (``base``/``normal`` float64
-    ``(P, 3)`` C-contiguous array indices and directions, z, y, x) into groups whose box
-    holds at most ``max_box_voxels`` (default :data:`MAX_BOX_VOXELS`) voxels, and mark
-    the chunks each one reads. A single sample always fits (its box is 2 x 2 x 2)."""
+    ``(P, 3)`` C-contiguous array indices and directions, z, y, x; ``offsets`` monotone)
+    into groups whose box holds at most ``max_box_voxels`` (default
+    :data:`MAX_BOX_VOXELS`) voxels, and mark the chunks each one reads. A single sample
+    always fits (its box is 2 x 2 x 2)."""
     limit = MAX_BOX_VOXELS if max_box_voxels is None else max_box_voxels
     last = np.asarray([n - 1 for n in shape], dtype=np.float64)
-    chunk_arr = np.asarray(chunks, dtype=np.int64)
+    shifts = []
+    for c in chunks:
+        if c & (c - 1):
+            raise ValueError(f"chunk size {c} is not a power of two")
+        shifts.append(int(c).bit_length() - 1)
+    shift_arr = np.asarray(shifts, dtype=np.int64)
     groups: list[Group] = []
     todo = [(0, offsets.shape[0], 0, base.shape[0])]
-    lo = np.empty(3, np.int64)
-    hi = np.empty(3, np.int64)
     while todo:
         k0, k1, p0, p1 = todo.pop()
-        if _bounds(base, normal, offsets, last, k0, k1, p0, p1, lo, hi) == 0:
+        box = _box(base[p0:p1], normal[p0:p1], offsets[k0], offsets[k1 - 1], shape)
+        if box is None:
             groups.append(Group(k0, k1, p0, p1, None, None, (0, 0, 0),
                                 np.zeros((0, 0, 0), bool)))
             continue
-        box_lo = tuple(int(v) for v in lo)
-        box_hi = tuple(int(v) + 2 for v in hi)  # + the +1 neighbour
+        box_lo, box_hi = box
         if math.prod(h - l for l, h in zip(box_lo, box_hi)) > limit and (
                 k1 - k0 > 1 or p1 - p0 > 1):
             if k1 - k0 > 1:  # fewer layers make a thinner box along the normals
@@ -221,7 +237,7 @@ def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
             continue
         first, grid = cover(box_lo, box_hi, shape, chunks)
         wanted = np.zeros(grid, dtype=bool)
-        _mark(base, normal, offsets, last, k0, k1, p0, p1, chunk_arr,
+        _mark(base, normal, offsets, last, k0, k1, p0, p1, shift_arr,
               np.asarray(first, dtype=np.int64), wanted)
         groups.append(Group(k0, k1, p0, p1, box_lo, box_hi, first, wanted))
     return groups
@@ -253,8 +269,9 @@ def sample_group(group: Group, box: np.ndarray | None, base: np.ndarray,
     last = np.asarray([n - 1 for n in shape], dtype=np.float64)
     is_int = np.issubdtype(out.dtype, np.integer)
     info = np.iinfo(out.dtype) if is_int else None
-    return int(_interpolate(base, normal, offsets, last, box,
-                            np.asarray(group.lo, dtype=np.int64), group.k0, group.k1,
-                            group.p0, group.p1, rows, cols, out, is_int,
+    _, ny, nx = box.shape
+    return int(_interpolate(base, normal, offsets, last, box.reshape(-1),
+                            np.asarray(group.lo, dtype=np.int64), ny * nx, nx, group.k0,
+                            group.k1, group.p0, group.p1, rows, cols, out, is_int,
                             float(info.min) if info else 0.0,
                             float(info.max) if info else 0.0))
