@@ -57,11 +57,18 @@ try:
     _jit = numba.njit(nogil=True, cache=True)
 
     @_jit
-    def _mark(base, normal, offsets, last, k0, k1, p0, p1, shifts, first, wanted):
+    def _chunk(w, shift, size):
+        """Chunk coordinate of voxel ``w``: a shift for power-of-two chunk sizes
+        (``shift`` >= 0, the common case), else a division."""
+        return w >> shift if shift >= 0 else w // size
+
+    @_jit
+    def _mark(base, normal, offsets, last, k0, k1, p0, p1, shifts, chunks, first, wanted):
         """Mark in ``wanted`` (bool, the cover's chunk grid starting at chunk ``first``)
         every chunk an in-volume sample of layers ``k0:k1`` x pixels ``p0:p1`` reads: the
         chunk of its corner and, along an axis with a non-zero fraction, the chunk of the
-        +1 neighbour. Chunk sizes are powers of two: ``shifts`` holds their log2."""
+        +1 neighbour. ``chunks`` are the chunk sizes, ``shifts`` their log2 (-1 where
+        not a power of two)."""
         lz, ly, lx = -1, -1, -1  # the last single chunk marked: most samples repeat it
         oa, ob = offsets[k0], offsets[k1 - 1]
         for p in range(p0, p1):
@@ -74,12 +81,18 @@ try:
             if (az >= 0.0 and az <= last[0] and ay >= 0.0 and ay <= last[1]
                     and ax >= 0.0 and ax <= last[2] and cz >= 0.0 and cz <= last[0]
                     and cy >= 0.0 and cy <= last[1] and cx >= 0.0 and cx <= last[2]):
-                z0 = np.int64(math.floor(min(az, cz))) >> shifts[0]
-                y0 = np.int64(math.floor(min(ay, cy))) >> shifts[1]
-                x0 = np.int64(math.floor(min(ax, cx))) >> shifts[2]
-                if (z0 == (np.int64(math.floor(max(az, cz))) + 1) >> shifts[0]
-                        and y0 == (np.int64(math.floor(max(ay, cy))) + 1) >> shifts[1]
-                        and x0 == (np.int64(math.floor(max(ax, cx))) + 1) >> shifts[2]):
+                lo_z = np.int64(math.floor(min(az, cz)))
+                lo_y = np.int64(math.floor(min(ay, cy)))
+                lo_x = np.int64(math.floor(min(ax, cx)))
+                hi_z = np.int64(math.floor(max(az, cz))) + 1
+                hi_y = np.int64(math.floor(max(ay, cy))) + 1
+                hi_x = np.int64(math.floor(max(ax, cx))) + 1
+                z0 = _chunk(lo_z, shifts[0], chunks[0])
+                y0 = _chunk(lo_y, shifts[1], chunks[1])
+                x0 = _chunk(lo_x, shifts[2], chunks[2])
+                if (z0 == _chunk(hi_z, shifts[0], chunks[0])
+                        and y0 == _chunk(hi_y, shifts[1], chunks[1])
+                        and x0 == _chunk(hi_x, shifts[2], chunks[2])):
                     wanted[z0 - first[0], y0 - first[1], x0 - first[2]] = True
                     continue
             for k in range(k0, k1):
@@ -91,12 +104,15 @@ try:
                         and ix >= 0.0 and ix <= last[2]):
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
-                z0 = (np.int64(wz) >> shifts[0]) - first[0]
-                y0 = (np.int64(wy) >> shifts[1]) - first[1]
-                x0 = (np.int64(wx) >> shifts[2]) - first[2]
-                z1 = ((np.int64(wz) + (1 if iz > wz else 0)) >> shifts[0]) - first[0]
-                y1 = ((np.int64(wy) + (1 if iy > wy else 0)) >> shifts[1]) - first[1]
-                x1 = ((np.int64(wx) + (1 if ix > wx else 0)) >> shifts[2]) - first[2]
+                cz0 = np.int64(wz)
+                cy0 = np.int64(wy)
+                cx0 = np.int64(wx)
+                z0 = _chunk(cz0, shifts[0], chunks[0]) - first[0]
+                y0 = _chunk(cy0, shifts[1], chunks[1]) - first[1]
+                x0 = _chunk(cx0, shifts[2], chunks[2]) - first[2]
+                z1 = _chunk(cz0 + (1 if iz > wz else 0), shifts[0], chunks[0]) - first[0]
+                y1 = _chunk(cy0 + (1 if iy > wy else 0), shifts[1], chunks[1]) - first[1]
+                x1 = _chunk(cx0 + (1 if ix > wx else 0), shifts[2], chunks[2]) - first[2]
                 if z0 == z1 and y0 == y1 and x0 == x1:
                     if z0 == lz and y0 == ly and x0 == lx:
                         continue
@@ -210,12 +226,9 @@ def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
     always fits (its box is 2 x 2 x 2)."""
     limit = MAX_BOX_VOXELS if max_box_voxels is None else max_box_voxels
     last = np.asarray([n - 1 for n in shape], dtype=np.float64)
-    shifts = []
-    for c in chunks:
-        if c & (c - 1):
-            raise ValueError(f"chunk size {c} is not a power of two")
-        shifts.append(int(c).bit_length() - 1)
-    shift_arr = np.asarray(shifts, dtype=np.int64)
+    shift_arr = np.asarray([-1 if c & (c - 1) else int(c).bit_length() - 1 for c in chunks],
+                           dtype=np.int64)
+    chunk_arr = np.asarray(chunks, dtype=np.int64)
     groups: list[Group] = []
     todo = [(0, offsets.shape[0], 0, base.shape[0])]
     while todo:
@@ -237,7 +250,7 @@ def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
             continue
         first, grid = cover(box_lo, box_hi, shape, chunks)
         wanted = np.zeros(grid, dtype=bool)
-        _mark(base, normal, offsets, last, k0, k1, p0, p1, shift_arr,
+        _mark(base, normal, offsets, last, k0, k1, p0, p1, shift_arr, chunk_arr,
               np.asarray(first, dtype=np.int64), wanted)
         groups.append(Group(k0, k1, p0, p1, box_lo, box_hi, first, wanted))
     return groups

@@ -243,6 +243,19 @@ def test_tiles_too_large_for_one_box_are_split_and_still_exact(tmp_path, monkeyp
     assert_matches_reference(read_layers(tmp_path / "out", 21), ref, inside)
 
 
+@pytest.mark.parametrize("chunk", [12, 7])
+def test_chunk_sizes_that_are_not_powers_of_two_match_reference(tmp_path, chunk):
+    volume = random_volume(seed=79)
+    v2_array(tmp_path / "vol.zarr", volume, chunk=chunk)
+    data = curved_segment(height=30, width=60)
+    write_ppm(tmp_path / "seg.ppm", data)
+    stats = render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
+                          number_of_layers=13, interval=2.0, block_size=11)
+    ref, inside = reference_layers(volume, data, layer_offsets(13, 2.0))
+    assert_matches_reference(read_layers(tmp_path / "out", 13), ref, inside)
+    assert stats.chunk_fetches == stats.unique_chunks
+
+
 def test_stack_is_the_maximum_over_the_central_layers(tmp_path):
     volume = random_volume(seed=11)
     v2_array(tmp_path / "vol.zarr", volume)
