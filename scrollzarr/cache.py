@@ -55,10 +55,6 @@ class ChunkCache:
     def cached_bytes(self) -> int:
         return self._bytes
 
-    def grid(self) -> tuple[int, int, int]:
-        """Number of chunks along (z, y, x)."""
-        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks))  # type: ignore
-
     def get(self, index: ChunkIndex) -> np.ndarray:
         """Return chunk ``index`` (chunk grid coordinates, z, y, x) as a read-only numpy
         array of the array's dtype; edge chunks are cut to the array's shape.

@@ -299,7 +299,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
         outputs_named["STACK"] = Path(stack_path)
     if zarr_output is not None:
         outputs_named["--zarr_output"] = zarr_output
-    outputs_named.update({"layer file": p for p in layer_paths})
+    outputs_named.update({f"layer file {p.name}": p for p in layer_paths})
     check_output_paths(outputs_named, inputs)
 
     if not allow_outside:

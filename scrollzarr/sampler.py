@@ -130,16 +130,20 @@ try:
         voxels starting at ``lo``, strides ``sy`` and ``sx`` elements) when in the
         volume, else 0. Returns the number of non-zero samples written."""
         nonzero = 0
-        for k in range(k0, k1):
-            o = offsets[k]
-            plane = out[k]
-            for p in range(p0, p1):
-                iz = base[p, 0] + o * normal[p, 0]
-                iy = base[p, 1] + o * normal[p, 1]
-                ix = base[p, 2] + o * normal[p, 2]
+        # pixel by pixel, its layers inside: consecutive samples step along one normal
+        # and the next pixel's walk re-reads the same cache lines, still in L1
+        for p in range(p0, p1):
+            bz, by, bx = base[p, 0], base[p, 1], base[p, 2]
+            nz, ny, nx = normal[p, 0], normal[p, 1], normal[p, 2]
+            r, c = rows[p], cols[p]
+            for k in range(k0, k1):
+                o = offsets[k]
+                iz = bz + o * nz
+                iy = by + o * ny
+                ix = bx + o * nx
                 if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
                         and ix >= 0.0 and ix <= last[2]):
-                    plane[rows[p], cols[p]] = 0
+                    out[k, r, c] = 0
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
                 fz, fy, fx = iz - wz, iy - wy, ix - wx
@@ -168,7 +172,7 @@ try:
                         v = vmin
                     elif v > vmax:
                         v = vmax
-                plane[rows[p], cols[p]] = v
+                out[k, r, c] = v
                 if v != 0:
                     nonzero += 1
         return nonzero
