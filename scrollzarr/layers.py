@@ -485,7 +485,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
     bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
                dynamic_ncols=True)
     window = 2 * threads + 2
-    reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=window + IO_THREADS)
+    reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=IO_THREADS)
     results = workers.map_unordered(compute, reads, threads, window, name="layers")
     try:
         for n, m, nz, ext in results:
