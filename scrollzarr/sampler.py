@@ -63,6 +63,15 @@ try:
         return w >> shift if shift >= 0 else w // size
 
     @_jit
+    def _axis_chunks(low, high, shift, size):
+        """First and last chunk read along one axis by samples whose indices run from
+        ``low`` to ``high`` (both in the volume), when no chunk between is skipped."""
+        top = math.floor(high)
+        last_voxel = np.int64(top) + (1 if high > top else 0)
+        return (_chunk(np.int64(math.floor(low)), shift, size),
+                _chunk(last_voxel, shift, size))
+
+    @_jit
     def _mark(base, normal, offsets, last, k0, k1, p0, p1, shifts, chunks, first, wanted):
         """Mark in ``wanted`` (bool, the cover's chunk grid starting at chunk ``first``)
         every chunk an in-volume sample of layers ``k0:k1`` x pixels ``p0:p1`` reads: the
@@ -71,29 +80,46 @@ try:
         not a power of two)."""
         lz, ly, lx = -1, -1, -1  # the last single chunk marked: most samples repeat it
         oa, ob = offsets[k0], offsets[k1 - 1]
+        step = 0.0  # the largest step between consecutive layers
+        for k in range(k0 + 1, k1):
+            step = max(step, abs(offsets[k] - offsets[k - 1]))
         for p in range(p0, p1):
             bz, by, bx = base[p, 0], base[p, 1], base[p, 2]
             nz, ny, nx = normal[p, 0], normal[p, 1], normal[p, 2]
-            # fast path: both extreme samples in the volume, and every corner and +1
-            # neighbour between them (each axis is monotone in k) in one chunk
+            # fast paths, when both extreme samples are in the volume (then all are:
+            # each axis index is monotone in k): per axis, the corners run from
+            # floor(min) to floor(max), and the +1 neighbour adds floor(max) + 1 when
+            # the max has a fraction (a sample with the same floor and a fraction
+            # would be larger)
             az, ay, ax = bz + oa * nz, by + oa * ny, bx + oa * nx
             cz, cy, cx = bz + ob * nz, by + ob * ny, bx + ob * nx
             if (az >= 0.0 and az <= last[0] and ay >= 0.0 and ay <= last[1]
                     and ax >= 0.0 and ax <= last[2] and cz >= 0.0 and cz <= last[0]
                     and cy >= 0.0 and cy <= last[1] and cx >= 0.0 and cx <= last[2]):
-                lo_z = np.int64(math.floor(min(az, cz)))
-                lo_y = np.int64(math.floor(min(ay, cy)))
-                lo_x = np.int64(math.floor(min(ax, cx)))
-                hi_z = np.int64(math.floor(max(az, cz))) + 1
-                hi_y = np.int64(math.floor(max(ay, cy))) + 1
-                hi_x = np.int64(math.floor(max(ax, cx))) + 1
-                z0 = _chunk(lo_z, shifts[0], chunks[0])
-                y0 = _chunk(lo_y, shifts[1], chunks[1])
-                x0 = _chunk(lo_x, shifts[2], chunks[2])
-                if (z0 == _chunk(hi_z, shifts[0], chunks[0])
-                        and y0 == _chunk(hi_y, shifts[1], chunks[1])
-                        and x0 == _chunk(hi_x, shifts[2], chunks[2])):
-                    wanted[z0 - first[0], y0 - first[1], x0 - first[2]] = True
+                z0, z1 = _axis_chunks(min(az, cz), max(az, cz), shifts[0], chunks[0])
+                y0, y1 = _axis_chunks(min(ay, cy), max(ay, cy), shifts[1], chunks[1])
+                x0, x1 = _axis_chunks(min(ax, cx), max(ax, cx), shifts[2], chunks[2])
+                z0 -= first[0]
+                z1 -= first[0]
+                y0 -= first[1]
+                y1 -= first[1]
+                x0 -= first[2]
+                x1 -= first[2]
+                moving = (z1 > z0) + (y1 > y0) + (x1 > x0)
+                if moving == 0:
+                    if not (z0 == lz and y0 == ly and x0 == lx):
+                        wanted[z0, y0, x0] = True
+                        lz, ly, lx = z0, y0, x0
+                    continue
+                # one axis crosses chunk faces and steps shorter than a chunk skip none:
+                # every chunk between the two ends is read
+                if moving == 1 and ((z1 > z0 and step * abs(nz) < chunks[0])
+                                    or (y1 > y0 and step * abs(ny) < chunks[1])
+                                    or (x1 > x0 and step * abs(nx) < chunks[2])):
+                    for z in range(z0, z1 + 1):
+                        for y in range(y0, y1 + 1):
+                            for x in range(x0, x1 + 1):
+                                wanted[z, y, x] = True
                     continue
             for k in range(k0, k1):
                 o = offsets[k]
@@ -135,7 +161,7 @@ try:
         for p in range(p0, p1):
             bz, by, bx = base[p, 0], base[p, 1], base[p, 2]
             nz, ny, nx = normal[p, 0], normal[p, 1], normal[p, 2]
-            r, c = rows[p], cols[p]
+            r, c = np.uint64(rows[p]), np.uint64(cols[p])
             for k in range(k0, k1):
                 o = offsets[k]
                 iz = bz + o * nz
@@ -143,18 +169,19 @@ try:
                 ix = bx + o * nx
                 if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
                         and ix >= 0.0 and ix <= last[2]):
-                    out[k, r, c] = 0
+                    out[np.uint64(k), r, c] = 0
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
                 fz, fy, fx = iz - wz, iy - wy, ix - wx
-                i = ((np.int64(wz) - lo[0]) * sy + (np.int64(wy) - lo[1]) * sx
-                     + (np.int64(wx) - lo[2]))
+                # unsigned indices: numba then skips its negative-index wraparound
+                i = np.uint64((np.int64(wz) - lo[0]) * sy + (np.int64(wy) - lo[1]) * sx
+                              + (np.int64(wx) - lo[2]))
                 # a zero fraction reads the corner twice: a + (a - a) * 0 == a, exactly
                 # what a + (b - a) * 0 gives for any finite b, and b is never read (its
                 # chunk may not be loaded, or lie past the volume)
-                dz = sy if fz > 0.0 else 0
-                dy = sx if fy > 0.0 else 0
-                dx = 1 if fx > 0.0 else 0
+                dz = np.uint64(sy) if fz > 0.0 else np.uint64(0)
+                dy = np.uint64(sx) if fy > 0.0 else np.uint64(0)
+                dx = np.uint64(1) if fx > 0.0 else np.uint64(0)
                 a = np.float64(box[i])
                 x00 = a + (np.float64(box[i + dx]) - a) * fx
                 a = np.float64(box[i + dy])
@@ -172,7 +199,7 @@ try:
                         v = vmin
                     elif v > vmax:
                         v = vmax
-                out[k, r, c] = v
+                out[np.uint64(k), r, c] = v
                 if v != 0:
                     nonzero += 1
         return nonzero
