@@ -266,3 +266,25 @@ def test_zarr_output_replaces_only_a_layer_store_of_ours(tmp_path):
                       zarr_output=tmp_path / "vol.zarr", number_of_layers=3)
     with pytest.raises(ScrollError, match="OUT_DIR - .* needs --zarr_output"):
         render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", "-", number_of_layers=3)
+
+
+def test_script_takes_the_new_output_options(tmp_path):
+    import zarr
+
+    v2_array(tmp_path / "vol.zarr", random_volume(seed=83))
+    write_ppm(tmp_path / "seg.ppm", curved_segment(height=30, width=40))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "ppm_to_layers.py"), tmp_path / "seg.ppm",
+         tmp_path / "vol.zarr", "-", tmp_path / "stack.tif", "--zarr_output",
+         tmp_path / "out.zarr", "--number_of_layers", "9", "--layers", "2:7",
+         "--number_of_stacked_layers", "3", "--stack_method", "median", "--num_threads", "2",
+         "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    level0 = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"][...]
+    expected = np.rint(np.median(level0[1:4].astype(np.float64), axis=0))  # layers 3..5
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "stack.tif"), expected)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "ppm_to_layers.py"), tmp_path / "seg.ppm",
+         tmp_path / "vol.zarr", "-", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: OUT_DIR - (no layer TIFFs) needs --zarr_output\n"
