@@ -44,20 +44,25 @@ def check_output_paths(outputs: dict[str, Path], inputs: dict[str, Path]) -> Non
 
 
 def surface_inputs(surface: Any, given: str | Path | None) -> dict[str, Path]:
-    """The files a surface reads: the given path, and an opened surface's ``path``,
-    ``mask_path`` and ``input_paths`` attributes where it has them."""
+    """The files a surface reads: the given path (and its mask), and for an opened
+    surface its ``inputs`` (every file it reads, as the surface readers list them: a
+    tifxyz surface names its x/y/z/mask files, not its directory, so layers may go into
+    a folder inside it), else its ``path`` and ``mask_path`` attributes."""
     found: dict[str, Path] = {}
     if given is not None:
         found["surface"] = Path(given)
         mask = mask_path(given)
         if mask.exists():
             found["mask"] = mask
+    listed = getattr(surface, "inputs", None)
+    if listed:
+        for value in listed:
+            found[f"surface input {Path(value).name}"] = Path(value)
+        return found
     for attr in ("path", "mask_path"):
         value = getattr(surface, attr, None)
         if value is not None:
             found[f"surface {attr}"] = Path(value)
-    for i, value in enumerate(getattr(surface, "input_paths", ()) or ()):
-        found[f"surface input {i}"] = Path(value)
     return found
 
 

@@ -288,3 +288,20 @@ def test_script_takes_the_new_output_options(tmp_path):
          tmp_path / "vol.zarr", "-", "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr == "error: OUT_DIR - (no layer TIFFs) needs --zarr_output\n"
+
+
+def test_a_surface_listing_its_input_files_is_guarded_by_those_files(scene):
+    tmp_path, _, data, _ = scene
+    surface_dir = tmp_path / "surface.tifxyz"  # a directory surface lists its files
+    surface_dir.mkdir()
+    for name in ("x.tif", "y.tif", "z.tif"):
+        (surface_dir / name).write_bytes(b"input")
+    surface = _OffsetSurface(data, 0.0)
+    surface.path = surface_dir
+    surface.inputs = tuple(surface_dir / n for n in ("x.tif", "y.tif", "z.tif"))
+    render_layers(surface, tmp_path / "vol.zarr", surface_dir / "layers", number_of_layers=3)
+    assert (surface_dir / "layers" / "1.tif").is_file()
+    with pytest.raises(ScrollError, match=r"STACK is the input .*y.tif"):
+        render_layers(surface, tmp_path / "vol.zarr", tmp_path / "o", surface_dir / "y.tif",
+                      number_of_layers=3, number_of_stacked_layers=1)
+    assert (surface_dir / "y.tif").read_bytes() == b"input"
