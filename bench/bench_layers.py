@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark of ppm_to_layers (not a test): samples per second, chunk reads per unique
-chunk, and peak RSS against segment size.
+"""Benchmark of ppm_to_layers (not a test): the compiled sampler against references,
+threads against processes, the whole command against the original tool, peak RSS.
 
 On a synthetic scroll of ~2 GiB (uint16, 128^3 chunks, zarr v2) and a segment of
-WIDTH x HEIGHT pixels on one winding, 65 layers:
+WIDTH x HEIGHT pixels on one winding, 65 layers (defaults: the 1117 x 256 test segment,
+18.6 M samples), every ratio measured in the same run (median of --repeat runs):
 
-* baseline, measured in the same run: a straightforward renderer, one thread, tiles in
-  row-major order, each tile's bounding box read from zarr (no cache) and sampled with
-  scipy.ndimage.map_coordinates(order=1) in float64;
-* ours (scrollzarr.layers.render_layers, 2 worker threads), with the default cache and
-  with a small one;
-* peak RSS (VmHWM of a fresh process) of ours for the segment and a 4x larger one.
+* per core: ours with one thread against a straightforward single-thread renderer (tiles
+  row-major, each tile's box read from zarr, scipy.ndimage.map_coordinates(order=1) in
+  float64); goal >= 5x;
+* threads: ours with 2 threads against 1 thread, set against two separate one-thread
+  processes rendering at the same time against one alone; goal: the thread speed-up
+  >= 85% of the process speed-up;
+* whole command: ``ppm_to_layers.py`` (compile cache warm) against the original tool's
+  ``ppm_to_layers.py`` (scroll2zarr, run from a checkout with its own zarr 2 venv:
+  ``--orig_dir`` and ``--orig_python``; skipped when not given) on the same files;
+  goal <= 0.4x;
+* first-run compile cost: the command with an empty numba cache against a warm one;
+* peak RSS (VmHWM of a fresh process) at 1x and 4x the segment (2x per side).
 
-Usage: python bench/bench_layers.py [--workdir DIR] [--width 1000] [--height 250]
-The volume is generated once into WORKDIR and reused by later runs.
+Usage: python bench/bench_layers.py [--workdir DIR] [--width 1117] [--height 256]
+       [--orig_dir DIR --orig_python PYTHON] [--repeat 3]
+The volume is generated once into WORKDIR and reused by later runs. Other jobs on the
+machine skew wall-clock figures: the load average is printed first.
 """
 
 from __future__ import annotations
@@ -22,8 +31,11 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,45 +116,87 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ours(ppm_path: Path, store: Path, out: Path, cache_gb: float, workers: int = 2) -> dict:
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def ours(ppm_path: Path, store: Path, out: Path, cache_gb: float = 8.0,
+         threads: int = 2) -> dict:
     cpu = cpu_seconds()
-    stats = render_layers(ppm_path, store, out, out / "stack.tif", number_of_layers=LAYERS,
-                          zarr_cache_max_size_gb=cache_gb, quiet=True, workers=workers)
+    stats = render_layers(ppm_path, store, fresh(out), out / "stack.tif",
+                          number_of_layers=LAYERS, zarr_cache_max_size_gb=cache_gb,
+                          quiet=True, num_threads=threads)
     return {"seconds": stats.seconds, "samples": stats.samples, "cpu": cpu_seconds() - cpu,
             "reads": stats.chunk_fetches, "unique": stats.unique_chunks}
 
 
 def child(args: argparse.Namespace) -> None:
     """Render in this fresh process and print its result with the peak RSS."""
-    result = ours(Path(args.ppm), Path(args.store), Path(args.out), args.cache_gb)
+    result = ours(Path(args.ppm), Path(args.store), Path(args.out), args.cache_gb,
+                  args.threads)
     # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss starts at the parent's RSS
     status = Path("/proc/self/status").read_text()
     result["peak_rss_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
     print(json.dumps(result))
 
 
-def in_child(ppm_path: Path, store: Path, out: Path, cache_gb: float = 8.0) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", "--ppm", str(ppm_path),
-                           "--store", str(store), "--out", str(out),
-                           "--cache_gb", str(cache_gb)],
-                          capture_output=True, text=True, check=True)
+def child_cmd(ppm_path: Path, store: Path, out: Path, cache_gb: float = 8.0,
+              threads: int = 2) -> list[str]:
+    return [sys.executable, __file__, "--child", "--ppm", str(ppm_path), "--store",
+            str(store), "--out", str(out), "--cache_gb", str(cache_gb), "--threads",
+            str(threads)]
+
+
+def in_child(*args, **kwargs) -> dict:
+    proc = subprocess.run(child_cmd(*args, **kwargs), capture_output=True, text=True,
+                          check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def two_processes(ppm_path: Path, store: Path, work: Path) -> dict:
+    """Two one-thread renders in separate processes at the same time: the samples of
+    both over the wall time from the first start to the last end (setup excluded: each
+    child reports its render seconds, and both renders overlap almost entirely)."""
+    procs = [subprocess.Popen(child_cmd(ppm_path, store, work / f"proc{i}", threads=1),
+                              stdout=subprocess.PIPE, text=True) for i in range(2)]
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return {"seconds": max(r["seconds"] for r in results),
+            "samples": sum(r["samples"] for r in results),
+            "cpu": sum(r["cpu"] for r in results), "reads": 0, "unique": 1}
+
+
+def command_seconds(cmd: list[str], env: dict | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **(env or {})})
+    return time.perf_counter() - started
 
 
 def rate(r: dict) -> float:
     return r["samples"] / r["seconds"]
 
 
+def median_run(fn, repeat: int) -> dict:
+    runs = [fn() for _ in range(repeat)]
+    return sorted(runs, key=rate)[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="/tmp/bench_layers")
-    parser.add_argument("--width", type=int, default=1000)
-    parser.add_argument("--height", type=int, default=250)
+    parser.add_argument("--width", type=int, default=1117)
+    parser.add_argument("--height", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--orig_dir", default=None,
+                        help="directory holding the original tool's ppm_to_layers.py")
+    parser.add_argument("--orig_python", default=None,
+                        help="python with zarr 2 to run the original tool")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ppm", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--cache_gb", type=float, default=8.0, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -158,30 +212,64 @@ def main() -> None:
     write_sample_segment(small, SHAPE, winding=WINDING, width=args.width, height=args.height)
     write_sample_segment(large, SHAPE, winding=WINDING, width=2 * args.width,
                          height=2 * args.height)
-    print(f"segment {args.width}x{args.height} pixels x {LAYERS} layers; 4x segment "
+    print(f"segment {args.width}x{args.height} pixels x {LAYERS} layers "
+          f"({LAYERS * args.width * args.height / 1e6:.1f} M samples); 4x segment "
           f"{2 * args.width}x{2 * args.height}", flush=True)
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+          "(other jobs skew wall-clock figures)", flush=True)
 
-    load = os.getloadavg()[0]
-    ours(small, store, work / "warm", 8.0)  # warm the page cache for both contenders
-    base = baseline(small, store)
-    fast = ours(small, store, work / "out1", 8.0)
-    single = ours(small, store, work / "out1t", 8.0, workers=1)
-    tight = ours(small, store, work / "out1s", 0.1)
+    # first-run compile cost: the whole command with an empty numba cache, then warm
+    script = [sys.executable, str(ROOT / "ppm_to_layers.py"), str(small), str(store)]
+    with tempfile.TemporaryDirectory() as empty:
+        cold = command_seconds(script + [str(fresh(work / "cmd_cold")), "--quiet"],
+                               {"NUMBA_CACHE_DIR": empty})
+        warm_cache = command_seconds(script + [str(fresh(work / "cmd_cold")), "--quiet"],
+                                     {"NUMBA_CACHE_DIR": empty})
+
+    ours(small, store, work / "warm")  # warm the page cache and this process's kernels
+    base = median_run(lambda: baseline(small, store), max(1, args.repeat - 1))
+    one = median_run(lambda: ours(small, store, work / "out1", threads=1), args.repeat)
+    two = median_run(lambda: ours(small, store, work / "out2", threads=2), args.repeat)
+    alone = median_run(lambda: in_child(small, store, work / "alone", threads=1),
+                       args.repeat)
+    pair = median_run(lambda: two_processes(small, store, work), args.repeat)
+    tight = ours(small, store, work / "out_tight", 0.1)
+
+    def line(name: str, r: dict) -> str:
+        return (f"{name:<36} {rate(r) / 1e6:6.2f} M samples/s  x{rate(r) / rate(base):5.2f}  "
+                f"cpu/wall {r['cpu'] / r['seconds']:4.2f}")
+
+    print(line("baseline: map_coordinates, 1 thread", base))
+    print(line("ours, 1 thread", one))
+    print(line("ours, 2 threads", two))
+    print(line("ours, 1 thread, separate process", alone))
+    print(line("ours, 2 processes x 1 thread", pair))
+    print(line("ours, 2 threads, cache 0.1 GiB", tight) +
+          f"  {tight['reads']} chunk reads / {tight['unique']} chunks")
+    threads_gain = rate(two) / rate(one)
+    procs_gain = rate(pair) / rate(alone)
+    print(f"per core vs baseline: {rate(one) / rate(base):.2f}x (goal >= 5)")
+    print(f"threads speed-up {threads_gain:.2f}x, processes {procs_gain:.2f}x: "
+          f"{100 * threads_gain / procs_gain:.0f}% (goal >= 85%)")
+    print(f"first run with an empty compile cache: {cold:.2f} s, warm: {warm_cache:.2f} s "
+          f"(compile cost {cold - warm_cache:.2f} s)")
+
+    if args.orig_dir and args.orig_python:
+        ours_cmd = lambda: command_seconds(  # noqa: E731
+            script + [str(fresh(work / "cmd_ours")), str(work / "cmd_ours" / "stack.tif"),
+                      "--quiet"])
+        orig_cmd = lambda: command_seconds(  # noqa: E731
+            [args.orig_python, str(Path(args.orig_dir) / "ppm_to_layers.py"), str(small),
+             str(store), str(fresh(work / "cmd_orig")), str(work / "cmd_orig_stack.tif")])
+        pairs = [(ours_cmd(), orig_cmd()) for _ in range(args.repeat)]
+        ratios = [a / b for a, b in pairs]
+        print("whole command, ours vs the original tool (paired runs, s): " +
+              ", ".join(f"{a:.2f}/{b:.2f}" for a, b in pairs) +
+              f"; median ratio {statistics.median(ratios):.2f}x (goal <= 0.4)")
+
     # a fixed cache bound for both, so the RSS difference is what the segment size adds
     rss1 = in_child(small, store, work / "rss1", RSS_CACHE_GB)
     rss4 = in_child(large, store, work / "rss4", RSS_CACHE_GB)
-
-    def line(name: str, r: dict) -> str:
-        return (f"{name:<32} {rate(r) / 1e6:6.2f} M samples/s  x{rate(r) / rate(base):5.2f}  "
-                f"cpu/wall {r['cpu'] / r['seconds']:4.2f}  {r['reads']:4d} chunk reads / "
-                f"{r['unique']:3d} chunks = {r['reads'] / r['unique']:.2f}")
-
-    print(f"load average before: {load:.2f} (other jobs skew wall-clock "
-          "figures; cpu/wall 2.00 = both cores busy)")
-    print(line("baseline: map_coordinates, 1 thr", base))
-    print(line("ours, 1 thread, cache 8 GiB", single))
-    print(line("ours, 2 threads, cache 8 GiB", fast))
-    print(line("ours, 2 threads, cache 0.1 GiB", tight))
     print(f"(peak RSS runs: fresh process each, --zarr_cache_max_size_gb {RSS_CACHE_GB})")
     print(f"peak RSS ours, 1x segment: {rss1['peak_rss_mb']:7.0f} MB "
           f"({rate(rss1) / 1e6:.2f} M samples/s)")

@@ -55,10 +55,6 @@ class ChunkCache:
     def cached_bytes(self) -> int:
         return self._bytes
 
-    def grid(self) -> tuple[int, int, int]:
-        """Number of chunks along (z, y, x)."""
-        return tuple(-(-n // c) for n, c in zip(self.shape, self.chunks))  # type: ignore
-
     def get(self, index: ChunkIndex) -> np.ndarray:
         """Return chunk ``index`` (chunk grid coordinates, z, y, x) as a read-only numpy
         array of the array's dtype; edge chunks are cut to the array's shape.
@@ -127,6 +123,20 @@ class ChunkCache:
         return region.data
 
 
+def cover(lo: Iterable[int], hi: Iterable[int], shape: Iterable[int],
+          chunks: Iterable[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(first, grid)``: the chunks (z, y, x chunk coordinates ``first`` ..
+    ``first + grid - 1``) overlapping the box ``lo:hi`` (``hi`` exclusive) clipped to an
+    array of ``shape`` with ``chunks``; grid is (0, 0, 0) when the box misses the array."""
+    clo = [max(int(l), 0) for l in lo]
+    chi = [min(int(h), int(n)) for h, n in zip(hi, shape)]
+    if any(b <= a for a, b in zip(clo, chi)):
+        return (0, 0, 0), (0, 0, 0)
+    chunks = [int(c) for c in chunks]
+    first = tuple(a // c for a, c in zip(clo, chunks))
+    return first, tuple((b - 1) // c - f + 1 for b, c, f in zip(chi, chunks, first))
+
+
 class Region:
     """A dense copy of the box ``lo:hi`` (array indices, z, y, x; ``hi`` exclusive) of a
     cached volume, filled chunk by chunk on demand: rendering a tile loads only the
@@ -136,32 +146,39 @@ class Region:
     chunks not loaded are 0. ``first`` and ``grid`` describe the *cover*: the chunks
     (z, y, x chunk coordinates ``first`` .. ``first + grid - 1``) that overlap the box
     clipped to the array. ``grid`` is (0, 0, 0) when the box misses the array.
+
+    ``buffer`` (optional): a 1-D array of the array's dtype and at least the box's size to
+    hold ``data`` (a renderer's per-thread scratch space); its voxels outside the loaded
+    chunks are then undefined, not 0, and callers must read only loaded chunks.
     """
 
-    def __init__(self, cache: ChunkCache, lo: Iterable[int], hi: Iterable[int]):
+    def __init__(self, cache: ChunkCache, lo: Iterable[int], hi: Iterable[int],
+                 buffer: np.ndarray | None = None):
         self.cache = cache
         self.lo = tuple(int(v) for v in lo)
         self.hi = tuple(int(v) for v in hi)
-        self.data = np.zeros(tuple(h - l for l, h in zip(self.lo, self.hi)),
-                             dtype=cache.array.dtype)
+        box = tuple(h - l for l, h in zip(self.lo, self.hi))
+        if buffer is None:
+            self.data = np.zeros(box, dtype=cache.array.dtype)
+        else:
+            self.data = buffer[:int(np.prod(box))].reshape(box)
         self._clo = tuple(max(l, 0) for l in self.lo)
         self._chi = tuple(min(h, n) for h, n in zip(self.hi, cache.shape))
-        if any(b <= a for a, b in zip(self._clo, self._chi)):
-            self.first, self.grid = (0, 0, 0), (0, 0, 0)
-        else:
-            self.first = tuple(a // c for a, c in zip(self._clo, cache.chunks))
-            self.grid = tuple((b - 1) // c - f + 1
-                              for b, c, f in zip(self._chi, cache.chunks, self.first))
+        self.first, self.grid = cover(self.lo, self.hi, cache.shape, cache.chunks)
         self.loaded = np.zeros(self.grid, dtype=bool)
 
-    def load(self, wanted: np.ndarray | None = None) -> None:
+    def load(self, wanted: np.ndarray | None = None,
+             fetched: dict[ChunkIndex, np.ndarray] | None = None) -> None:
         """Copy in the chunks of the cover marked in ``wanted`` (all when None) that are
-        not loaded yet."""
+        not loaded yet, taking them from ``fetched`` (chunk index -> chunk, read ahead
+        by an I/O thread) where present, else from the cache."""
         todo = ~self.loaded if wanted is None else wanted & ~self.loaded
         chunks = self.cache.chunks
         for g in zip(*np.nonzero(todo)):
             index = tuple(int(f + i) for f, i in zip(self.first, g))
-            chunk = self.cache.get(index)
+            chunk = fetched.get(index) if fetched is not None else None
+            if chunk is None:
+                chunk = self.cache.get(index)
             start = [i * c for i, c in zip(index, chunks)]
             a = [max(s, l) for s, l in zip(start, self._clo)]
             b = [min(s + c, h) for s, c, h in zip(start, chunks, self._chi)]

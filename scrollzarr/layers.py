@@ -21,9 +21,24 @@ every layer of an unmapped pixel. Interpolating towards an imagined voxel outsid
 volume would invent data, so the volume ends at its outermost voxel centres.
 
 Outputs: ``OUT_DIR/<k>.tif`` per layer, zero-padded to the digit count of N (``00`` ..
-``64``), 2-D, the store's dtype, uncompressed; optionally a stack image, the per-pixel
-maximum over the central ``number_of_stacked_layers`` layers (layers
-``h - S // 2 .. h - S // 2 + S - 1``; 20..44 for N = 65, S = 25).
+``64``), 2-D, the store's dtype, uncompressed (``layers=START:STOP`` renders only those
+indices, files keep their names); optionally a stack image, the per-pixel maximum (or
+min, mean, median) over the central ``number_of_stacked_layers`` layers (layers
+``h - S // 2 .. h - S // 2 + S - 1``; 20..44 for N = 65, S = 25), and previews. See
+:mod:`scrollzarr.layer_outputs` for how a render replaces an earlier one.
+
+The parts: the *surface* gives positions and normals per tile (:class:`Ppm`, or any
+object with its interface), the *sampler* (:mod:`scrollzarr.sampler`) interpolates them in
+compiled kernels, the *outputs* (:mod:`scrollzarr.layer_outputs`) write them; this module
+checks the request and runs the tiles: an I/O pool reads each tile's surface and chunks
+ahead (:func:`scrollzarr.workers.prefetch`), compute threads sample it into full-width
+strips (:func:`scrollzarr.workers.map_unordered`).
+
+Safety: no output path may equal, contain or lie inside an input (the surface, its mask,
+the store), symlinks resolved. Unless ``allow_outside``, a render whose segment mostly
+misses the volume (fewer than half of the mapped surface points in the level's extent:
+checked on sampled rows before anything is written, exactly after rendering) or whose
+every sample reads 0 is an error naming both bounding boxes, and leaves no output.
 """
 
 from __future__ import annotations
@@ -31,30 +46,33 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
-import tifffile
 from tqdm import tqdm
 
+from . import workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
+from .layer_checks import (Extent, check_inside, check_output_paths, outside_error,
+                           precheck_surface, resolved, store_input, surface_inputs)
+from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutputs,
+                            ZarrOutput, check_replaceable, read_manifest, remove_stale,
+                            stack_image, write_manifest)
 from .ngff import Volume, open_volume
 from .ppm import Ppm
 
 DIRECTIONS = ("both", "positive", "negative")
-#: Samples interpolated in one go: temporaries of ~256 KB stay in the CPU caches.
-BATCH_SAMPLES = 1 << 15
-#: Largest dense box (voxels) copied for one tile or batch (64 MB of uint16); larger
-#: tiles fall back to a box per batch, larger batches are split in halves.
+#: Largest dense box (voxels) copied for one group of a tile's samples (64 MB of
+#: uint16); tiles spanning more are split (see :func:`scrollzarr.sampler.plan_tile`).
 MAX_BOX_VOXELS = 1 << 25
-#: Suffix of outputs being written; renamed away only once a file is complete.
-PARTIAL = ".partial"
+#: Threads reading chunks ahead of the compute threads (they mostly wait on disk or
+#: network, so more of them than cores pays off for remote volumes).
+IO_THREADS = 8
+PREVIEW_NAMES = ("preview_surface.png", "preview_stack.png")
 
 
 # --- layer geometry -----------------------------------------------------------------------
@@ -89,286 +107,25 @@ def layer_names(number_of_layers: int) -> list[str]:
 
 def tile_order(tiles_u: int, tiles_v: int) -> np.ndarray:
     """Return every tile ``(iu, iv)`` of a ``tiles_u x tiles_v`` grid once, as an int64
-    array of shape ``(tiles_u * tiles_v, 2)``, in the order of a Hilbert curve over the
-    covering power-of-two square: consecutive tiles are neighbours (always within that
-    square, mostly in a rectangle), so the chunks they share are still in the cache."""
-    side = 1 << max(0, (max(tiles_u, tiles_v) - 1).bit_length())
-    iu, iv = np.meshgrid(np.arange(tiles_u, dtype=np.int64),
-                         np.arange(tiles_v, dtype=np.int64), indexing="ij")
-    iu, iv = iu.reshape(-1), iv.reshape(-1)
-    x, y = iu.copy(), iv.copy()
-    d = np.zeros_like(x)
-    s = side // 2
-    while s > 0:  # the classic (x, y) -> d conversion, vectorised over the tiles
-        rx = (x & s) > 0
-        ry = (y & s) > 0
-        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
-        rotate = ~ry
-        flip = rotate & rx
-        x[flip] = side - 1 - x[flip]
-        y[flip] = side - 1 - y[flip]
-        x[rotate], y[rotate] = y[rotate], x[rotate]
-        s //= 2
-    order = np.argsort(d, kind="stable")
-    return np.stack([iu[order], iv[order]], axis=1)
+    array of shape ``(tiles_u * tiles_v, 2)``: band by band (``iv`` ascending, so full-width
+    output strips complete one after the other), alternating direction along ``iu``
+    (a serpentine): consecutive tiles are always neighbours, so the chunks they share are
+    still in the cache."""
+    iv, iu = np.divmod(np.arange(tiles_u * tiles_v, dtype=np.int64), tiles_u)
+    iu = np.where(iv % 2 == 1, tiles_u - 1 - iu, iu)
+    return np.stack([iu, iv], axis=1)
 
 
-# --- sampling -------------------------------------------------------------------------------
-
-def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round float64 ``values`` to nearest (half to even) and clip them to the range of an
-    integer ``dtype``; float dtypes are a plain cast. Returns a new array of ``dtype``."""
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
-
-
-def sample_trilinear(cache: ChunkCache, index: np.ndarray) -> np.ndarray:
-    """Interpolate the volume of ``cache`` at ``index``, an ``(M, 3)`` float64 array of
-    array indices (z, y, x) of that volume.
-
-    Returns float64 ``(M,)``: the trilinear value for samples in the volume
-    (``0 <= i <= n - 1`` on every axis), 0 for all others (including NaN). Only chunks
-    that some sample needs are read.
-    """
-    index = np.asarray(index, dtype=np.float64).reshape(-1, 3)
-    return sample_axes(cache, *(np.ascontiguousarray(index[:, a]) for a in range(3)))
-
-
-def sample_axes(cache: ChunkCache, z: np.ndarray, y: np.ndarray, x: np.ndarray,
-                region: Region | None = None) -> np.ndarray:
-    """:func:`sample_trilinear` with the indices given as three float64 ``(M,)`` arrays
-    (z, y, x): contiguous per-axis arrays keep every pass over the samples cheap.
-
-    ``region`` (optional) is a :class:`Region` of ``cache`` expected to hold the samples
-    (a tile's box): chunks are loaded into it on demand and reused by later calls.
-    Batches that do not fit in it get a box of their own."""
-    out = np.zeros(z.shape[0], dtype=np.float64)
-    last = [float(n - 1) for n in cache.shape]
-    for s in range(0, z.shape[0], BATCH_SAMPLES):
-        part = [a[s:s + BATCH_SAMPLES] for a in (z, y, x)]
-        inside = (part[0] >= 0) & (part[0] <= last[0])  # False for NaN too
-        for a in (1, 2):
-            inside &= (part[a] >= 0) & (part[a] <= last[a])
-        if inside.all():
-            out[s:s + part[0].shape[0]] = _interpolate(cache, part, region)
-        else:
-            where = np.flatnonzero(inside)
-            if where.size:
-                out[s + where] = _interpolate(cache, [a[where] for a in part], region)
-    return out
-
-
-def _interpolate(cache: ChunkCache, p: list[np.ndarray],
-                 region: Region | None) -> np.ndarray:
-    """Trilinear values (float64) at in-volume indices ``p`` = [z, y, x], (P,) each."""
-    whole = [np.floor(a) for a in p]
-    lo = [int(w.min()) for w in whole]
-    hi = [int(w.max()) + 2 for w in whole]  # +1 neighbour; past n - 1 it reads 0 (weight 0)
-    if region is None or any(l < rl or h > rh for l, h, rl, rh in
-                             zip(lo, hi, region.lo, region.hi)):
-        if math.prod(h - l for h, l in zip(hi, lo)) > MAX_BOX_VOXELS and p[0].shape[0] > 1:
-            half = p[0].shape[0] // 2  # samples come in layer/row order: halves are compact
-            return np.concatenate([_interpolate(cache, [a[:half] for a in p], None),
-                                   _interpolate(cache, [a[half:] for a in p], None)])
-        region = Region(cache, lo, hi)
-    frac = [a - w for a, w in zip(p, whole)]
-    region.load(_chunks_needed(region, whole, frac))
-    box = region.data
-    sy, sx = box.shape[1] * box.shape[2], box.shape[2]
-    flat = box.reshape(-1)
-    base = (whole[0] - region.lo[0]) * sy
-    base += (whole[1] - region.lo[1]) * sx
-    base += whole[2] - region.lo[2]
-    base = base.astype(np.intp)  # exact: integer-valued floats far below 2**52
-    fz, fy, fx = frac
-
-    def along_x(offset: int) -> np.ndarray:
-        a = flat.take(base + offset).astype(np.float64)
-        b = flat.take(base + (offset + 1)).astype(np.float64)
-        return _lerp(a, b, fx)
-
-    c0 = _lerp(along_x(0), along_x(sx), fy)
-    c1 = _lerp(along_x(sy), along_x(sy + sx), fy)
-    return _lerp(c0, c1, fz)
-
-
-def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``a + (b - a) * t``, computed in place in ``b``; exactly ``a`` where ``t == 0``
-    (whatever ``b`` is: the +1 neighbour past the volume's last voxel reads 0)."""
-    b -= a
-    b *= t
-    b += a
-    return b
-
-
-def _chunks_needed(region: Region, whole: list[np.ndarray],
-                   frac: list[np.ndarray]) -> np.ndarray:
-    """Which chunks of ``region``'s cover the samples with integer corners ``whole``
-    (float64, integer-valued) and fractions ``frac`` (per axis z, y, x) read: the chunk
-    of the corner, plus the next chunk along an axis where the +1 neighbour lies across
-    a chunk face with a non-zero weight. A bool array of shape ``region.grid``."""
-    grid = region.grid
-    wanted = np.zeros(grid, dtype=bool)
-    cells, nexts = [], []
-    for axis in range(3):
-        c = float(region.cache.chunks[axis])
-        # floor(w / c) is exact in float64 for integer-valued w < 2**52 (a quotient just
-        # below an integer k is at least 1/c below it), and much cheaper than int division
-        cells.append(np.floor(whole[axis] / c) - region.first[axis])
-        # the +1 neighbour only matters with a non-zero weight (and then it exists)
-        nexts.append((np.floor((whole[axis] + 1.0) / c) - region.first[axis]
-                      != cells[axis]) & (frac[axis] > 0))
-    key = (cells[0] * grid[1] + cells[1]) * grid[2] + cells[2]
-    wanted.reshape(-1)[key.astype(np.intp)] = True
-    some = np.flatnonzero(nexts[0] | nexts[1] | nexts[2])
-    if some.size:
-        cell = [c[some].astype(np.intp) for c in cells]
-        cross = [n[some] for n in nexts]
-        for step in ((0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0),
-                     (1, 1, 1)):
-            use = np.ones(some.size, dtype=bool)
-            for axis, d in enumerate(step):
-                if d:
-                    use &= cross[axis]
-            if use.any():
-                wanted[cell[0][use] + step[0], cell[1][use] + step[1],
-                       cell[2][use] + step[2]] = True
-    return wanted
-
-
-def render_tile(ppm: Ppm, volume: Volume, cache: ChunkCache, v0: int, v1: int, u0: int,
-                u1: int, offsets: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
-    """Render every layer of the pixels ``v0:v1`` x ``u0:u1`` of ``ppm``.
-
-    ``offsets`` (N,) are the layer offsets along the normal in scroll voxels. Returns
-    ``(layers, mapped)``: ``layers`` of shape ``(N, v1 - v0, u1 - u0)`` and ``dtype``
-    (0 for unmapped pixels and out-of-volume samples), and the number of mapped pixels.
-    """
-    data, mapped = ppm.read_tile(v0, v1, u0, u1)
-    n_layers = offsets.shape[0]
-    out = np.zeros((n_layers, v1 - v0, u1 - u0), dtype=dtype)
-    pixels = np.flatnonzero(mapped.reshape(-1))
-    if pixels.size == 0:
-        return out, 0
-    points = data.reshape(-1, 6)[pixels]
-    base = volume.to_index(points[:, 2::-1])  # (x, y, z) -> (z, y, x) array indices
-    # to_index is affine: a direction scales by the level's factor only
-    normal = points[:, 5:2:-1] * np.asarray(volume.factor, dtype=np.float64)
-    base_axes = [np.ascontiguousarray(base[:, a]) for a in range(3)]
-    normal_axes = [np.ascontiguousarray(normal[:, a]) for a in range(3)]
-    region = _tile_region(cache, base_axes, normal_axes, offsets)
-    flat_out = out.reshape(n_layers, -1)
-    per_batch = max(1, BATCH_SAMPLES // pixels.size)
-    for k0 in range(0, n_layers, per_batch):
-        k1 = min(k0 + per_batch, n_layers)
-        for p0 in range(0, pixels.size, BATCH_SAMPLES):  # huge tiles: pixel slices too
-            p1 = min(p0 + BATCH_SAMPLES, pixels.size)
-            # (layers, pixels) per axis, flattened layer-major
-            axes = [(b[None, p0:p1] + offsets[k0:k1, None] * n[None, p0:p1]).reshape(-1)
-                    for b, n in zip(base_axes, normal_axes)]
-            values = sample_axes(cache, *axes, region=region)
-            flat_out[k0:k1, pixels[p0:p1]] = to_dtype(values, dtype).reshape(k1 - k0, -1)
-    return out, int(pixels.size)
-
-
-def _tile_region(cache: ChunkCache, base: list[np.ndarray], normal: list[np.ndarray],
-                 offsets: np.ndarray) -> Region | None:
-    """One box around every in-volume sample of a tile (samples lie on the segments
-    ``base + offset * normal``, so the extreme offsets bound them), or None when that box
-    would exceed :data:`MAX_BOX_VOXELS` (batches then get boxes of their own)."""
-    lo, hi = [], []
-    for b, n, size in zip(base, normal, cache.shape):
-        ends = [b + offsets.min() * n, b + offsets.max() * n]
-        low = min(float(np.nanmin(e)) for e in ends)
-        high = max(float(np.nanmax(e)) for e in ends)
-        # clip to the volume: samples outside it are never interpolated
-        lo.append(max(0, math.floor(low)) if math.isfinite(low) else 0)
-        hi.append(min(size - 1, math.floor(high)) + 2 if math.isfinite(high) else size + 1)
-    if any(h - l <= 1 for l, h in zip(lo, hi)):
-        return None  # the tile misses the volume: nothing to load
-    if math.prod(h - l for l, h in zip(lo, hi)) > MAX_BOX_VOXELS:
-        return None
-    return Region(cache, lo, hi)
-
-
-# --- output files ---------------------------------------------------------------------------
-
-class _TiffOutputs:
-    """Uncompressed 2-D TIFFs created up front (sparse) under ``<name>.partial`` and
-    filled tile by tile with ``os.pwrite`` at their pixel offsets. Written with pwrite,
-    not a memmap: dirty and cached pages of a mapping count in the resident set, so
-    memmap'd outputs would make peak RSS grow with the segment."""
-
-    def __init__(self, paths: Sequence[Path], height: int, width: int, dtype: np.dtype):
-        self.final = [Path(p) for p in paths]
-        self.partial = [p.with_name(p.name + PARTIAL) for p in self.final]
-        self.width = width
-        self.dtype = np.dtype(dtype).newbyteorder("<")
-        self.fds: list[int] = []
-        self.offsets: list[int] = []
-        bigtiff = height * width * self.dtype.itemsize > 2**32 - 2**25
-        try:
-            for path in self.partial:
-                result = tifffile.imwrite(path, data=None, shape=(height, width),
-                                          dtype=self.dtype, byteorder="<", bigtiff=bigtiff,
-                                          photometric="minisblack", returnoffset=True)
-                if result is None:
-                    raise ScrollError(f"{path}: tifffile did not write contiguous pixels")
-                self.offsets.append(int(result[0]))
-                self.fds.append(os.open(path, os.O_WRONLY))
-        except OSError as exc:
-            self.abort()
-            raise ScrollError(f"{exc.filename or self.partial[len(self.fds)]}: cannot "
-                              f"create output ({exc.strerror})") from None
-        except BaseException:
-            self.abort()
-            raise
-
-    def write(self, which: int, v0: int, u0: int, block: np.ndarray) -> None:
-        """Write the 2-D ``block`` at rows ``v0..`` and columns ``u0..`` of output
-        ``which``."""
-        block = np.ascontiguousarray(block, dtype=self.dtype)
-        fd, start = self.fds[which], self.offsets[which]
-        itemsize = self.dtype.itemsize
-        if block.shape[1] == self.width:  # full rows are one contiguous range
-            os.pwrite(fd, block, start + v0 * self.width * itemsize)
-            return
-        for r in range(block.shape[0]):
-            os.pwrite(fd, block[r], start + ((v0 + r) * self.width + u0) * itemsize)
-
-    def finish(self) -> None:
-        """Flush every file to disk, then give it its final name."""
-        for fd in self.fds:
-            os.fsync(fd)
-        self._close()
-        for partial, final in zip(self.partial, self.final):
-            os.replace(partial, final)
-
-    def abort(self) -> None:
-        """Close and delete every partial file."""
-        self._close()
-        for path in self.partial:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-
-    def _close(self) -> None:
-        while self.fds:
-            os.close(self.fds.pop())
-
-
-# --- the whole render -----------------------------------------------------------------------
+# --- checks ---------------------------------------------------------------------------------
 
 @dataclass
 class RenderStats:
-    """What a render did: segment ``width`` x ``height`` pixels, ``layers``, ``tiles``,
-    ``samples`` (layers x pixels, all written), ``mapped_samples`` (interpolated),
-    ``seconds`` of rendering, and the chunk cache's ``chunk_fetches``,
-    ``unique_chunks`` and ``cache_hits``."""
+    """What a render did: segment ``width`` x ``height`` pixels, ``layers`` rendered,
+    ``tiles``, ``samples`` (layers x pixels, all written), ``mapped_samples``
+    (interpolated or outside the volume), ``nonzero_samples``, ``seconds`` of rendering,
+    the chunk cache's ``chunk_fetches``, ``unique_chunks`` and ``cache_hits``, and for
+    the surface itself ``surface_mapped`` pixels of which ``surface_inside`` lie in the
+    volume."""
 
     width: int
     height: int
@@ -380,24 +137,56 @@ class RenderStats:
     chunk_fetches: int
     unique_chunks: int
     cache_hits: int
+    nonzero_samples: int = 0
+    surface_mapped: int = 0
+    surface_inside: int = 0
 
     @property
     def reads_per_chunk(self) -> float:
         return self.chunk_fetches / self.unique_chunks if self.unique_chunks else 0.0
 
 
+def parse_layers(text: str, number_of_layers: int) -> range:
+    """``START:STOP`` (0-based, STOP exclusive, either may be empty, like a Python slice
+    without step or negative values) -> the range of layer indices."""
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first = int(start) if start.strip() else 0
+        end = int(stop) if stop.strip() else number_of_layers
+    except ValueError:
+        raise ScrollError(f"--layers {text}: expected START:STOP (0-based, STOP exclusive)"
+                          ) from None
+    if not 0 <= first < end <= number_of_layers:
+        raise ScrollError(f"--layers {text}: must select at least one of the "
+                          f"{number_of_layers} layers 0..{number_of_layers - 1} "
+                          "(--number_of_layers)")
+    return range(first, end)
+
+
 def check_options(number_of_layers: int, number_of_stacked_layers: int, block_size: int,
-                  zarr_cache_max_size_gb: float, interval: float, direction: str) -> None:
-    """Raise :class:`ScrollError` naming the first invalid option."""
+                  zarr_cache_max_size_gb: float, interval: float, direction: str,
+                  stack: bool = True, layers: range | None = None,
+                  stack_method: str = "max", num_threads: int | None = None) -> None:
+    """Raise :class:`ScrollError` naming the first invalid option. The stacked layers
+    are checked only when a ``stack`` image is made (they must lie in ``layers``)."""
     if number_of_layers < 1:
         raise ScrollError(f"--number_of_layers {number_of_layers}: must be at least 1")
-    if number_of_stacked_layers < 1:
-        raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers}: "
-                          "must be at least 1")
-    if number_of_stacked_layers > number_of_layers:
-        raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers} is more "
-                          f"than the {number_of_layers} rendered layers "
-                          "(--number_of_layers)")
+    if stack:
+        if number_of_stacked_layers < 1:
+            raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers}: "
+                              "must be at least 1")
+        if number_of_stacked_layers > number_of_layers:
+            raise ScrollError(f"--number_of_stacked_layers {number_of_stacked_layers} is "
+                              f"more than the {number_of_layers} rendered layers "
+                              "(--number_of_layers)")
+        wanted = stacked_layers(number_of_layers, number_of_stacked_layers)
+        if layers is not None and not (layers.start <= wanted.start
+                                       and wanted.stop <= layers.stop):
+            raise ScrollError(f"--layers {layers.start}:{layers.stop} leaves out stacked "
+                              f"layers of {wanted.start}..{wanted.stop - 1} "
+                              "(--number_of_stacked_layers)")
     if block_size < 1:
         raise ScrollError(f"--block_size {block_size}: must be at least 1 pixel")
     if not (math.isfinite(zarr_cache_max_size_gb) and zarr_cache_max_size_gb >= 0):
@@ -407,54 +196,167 @@ def check_options(number_of_layers: int, number_of_stacked_layers: int, block_si
         raise ScrollError(f"--interval {interval}: must be a positive number of voxels")
     if direction not in DIRECTIONS:
         raise ScrollError(f"--direction {direction}: must be one of {', '.join(DIRECTIONS)}")
+    if stack_method not in STACK_METHODS:
+        raise ScrollError(f"--stack_method {stack_method}: must be one of "
+                          f"{', '.join(STACK_METHODS)}")
+    if num_threads is not None and num_threads < 1:
+        raise ScrollError(f"--num_threads {num_threads}: must be at least 1")
 
 
-def render_layers(ppm_path: str | Path, store: str | Path, out_dir: str | Path,
+# --- the whole render -----------------------------------------------------------------------
+
+def render_layers(surface: Any, store: str | Path | Volume, out_dir: str | Path | None,
                   stack_path: str | Path | None = None, number_of_layers: int = 65,
                   number_of_stacked_layers: int = 25, block_size: int = 100,
                   zarr_cache_max_size_gb: float = 8.0, interval: float = 1.0,
                   direction: str = "both", level: int | None = None, quiet: bool = True,
-                  workers: int = 2) -> RenderStats:
-    """Render the layers of the segment ``ppm_path`` from ``store`` into ``out_dir``.
+                  num_threads: int | None = None, layers: range | str | None = None,
+                  stack_method: str = "max", preview: bool = False,
+                  allow_outside: bool = False,
+                  zarr_output: str | Path | None = None) -> RenderStats:
+    """Render the layers of ``surface`` from ``store`` into ``out_dir``.
 
-    ``store`` is an OME-Zarr root (level ``level``, default 0) or a plain (z, y, x) zarr
-    array. Writes ``out_dir/<k>.tif`` for every layer (and ``stack_path`` when given), all
-    2-D ``(height, width)`` of the store's dtype, uncompressed; existing files of those
-    names are replaced. Tiles of ``block_size`` x ``block_size`` pixels are rendered by
-    ``workers`` threads in Hilbert order; the first error in any of them stops the run,
-    removes the partial outputs and is raised as :class:`ScrollError`. Returns
-    :class:`RenderStats`.
+    ``surface`` is a .ppm path (opened with :class:`Ppm`, its ``_mask.png`` honoured) or
+    an opened surface with Ppm's interface (``height``, ``width``, ``read_tile``). ``store``
+    is an OME-Zarr root (level ``level``, default 0), a plain (z, y, x) zarr array, or an
+    opened :class:`Volume`. Writes ``out_dir/<k>.tif`` for the layers ``layers`` (a
+    ``range`` or ``"START:STOP"`` of indices among ``number_of_layers``; default all),
+    ``stack_path`` when given (``stack_method`` over the central
+    ``number_of_stacked_layers``), and with ``preview`` ``preview_surface.png`` and
+    ``preview_stack.png``; all TIFFs 2-D ``(height, width)`` of the store's dtype,
+    uncompressed. ``zarr_output``: also the rendered layers as an OME-Zarr (see
+    :class:`ZarrOutput`); ``out_dir`` may then be ``"-"`` (or None) to write no layer
+    TIFFs. An earlier render into ``out_dir`` is replaced as a whole (see
+    :mod:`scrollzarr.layer_outputs`). Tiles of ``block_size`` pixels are rendered by
+    ``num_threads`` threads (default: all cores); the first error stops the run,
+    removes the partial outputs and is raised as :class:`ScrollError`. Unless
+    ``allow_outside``, it is an error when fewer than half of the surface's mapped
+    points lie in the level's extent or every sample reads 0. Returns :class:`RenderStats`.
     """
+    stack_wanted = stack_path is not None or preview
+    if isinstance(layers, str):
+        if number_of_layers < 1:
+            check_options(number_of_layers, 1, 1, 0, 1, "both", False)
+        layers = parse_layers(layers, number_of_layers)
     check_options(number_of_layers, number_of_stacked_layers, block_size,
-                  zarr_cache_max_size_gb, interval, direction)
-    offsets = layer_offsets(number_of_layers, interval, direction)
-    out_dir = Path(out_dir)
-    with Ppm(ppm_path) as ppm:
-        volume = store if isinstance(store, Volume) else open_volume(str(store), level)
-        dtype = np.dtype(volume.array.dtype)
-        if dtype.kind not in "uif":
-            raise ScrollError(f"{store}: dtype {dtype} cannot be written as layer TIFFs")
-        dtype = dtype.newbyteorder("<")
-        paths = [out_dir / name for name in layer_names(number_of_layers)]
-        if stack_path is not None:
-            paths.append(Path(stack_path))
-        _prepare_outputs(out_dir, paths, ppm.height * ppm.width * dtype.itemsize)
-        cache = ChunkCache(volume.array, int(zarr_cache_max_size_gb * 2**30))
-        outputs = _TiffOutputs(paths, ppm.height, ppm.width, dtype)
-        try:
-            stats = _render(ppm, volume, cache, outputs, offsets, dtype, block_size,
-                            stacked_layers(number_of_layers, number_of_stacked_layers)
-                            if stack_path is not None else None, quiet, workers, str(store))
-            outputs.finish()
-        except BaseException:
-            outputs.abort()
-            raise
+                  zarr_cache_max_size_gb, interval, direction, stack_wanted, layers,
+                  stack_method, num_threads)
+    selected = layers if layers is not None else range(number_of_layers)
+    offsets = np.ascontiguousarray(layer_offsets(number_of_layers, interval, direction)[
+        selected.start:selected.stop])
+    stack = None
+    if stack_wanted:
+        wanted = stacked_layers(number_of_layers, number_of_stacked_layers)
+        stack = range(wanted.start - selected.start, wanted.stop - selected.start)
+    out = None if out_dir is None or str(out_dir) == "-" else Path(out_dir)
+    if out is None and zarr_output is None:
+        raise ScrollError("OUT_DIR - (no layer TIFFs) needs --zarr_output")
+    if out is None and preview:
+        raise ScrollError("--preview writes into OUT_DIR: give one instead of -")
+    about = {"layers": [selected.start, selected.stop], "number_of_layers": number_of_layers,
+             "interval": interval, "direction": direction}
+    surface_path = surface if isinstance(surface, (str, Path)) else None
+    opened = Ppm(surface) if surface_path is not None else None
+    try:
+        return _render_surface(opened or surface, surface_path, store, out, stack_path,
+                               number_of_layers, selected, offsets, stack, stack_method,
+                               block_size, zarr_cache_max_size_gb, level, quiet,
+                               num_threads or workers.default_threads(), preview,
+                               allow_outside,
+                               None if zarr_output is None else Path(zarr_output), about)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _render_surface(surface: Any, surface_path: str | Path | None,
+                    store: str | Path | Volume, out_dir: Path | None, stack_path,
+                    n_all: int, selected: range, offsets: np.ndarray, stack: range | None,
+                    stack_method: str, block_size: int, cache_gb: float,
+                    level: int | None, quiet: bool, threads: int, preview: bool,
+                    allow_outside: bool, zarr_output: Path | None, about: dict
+                    ) -> RenderStats:
+    volume = store if isinstance(store, Volume) else open_volume(str(store), level)
+    store_name = str(store) if not isinstance(store, Volume) else str(
+        getattr(store, "location", "") or store_input(store) or store.array.store_path)
+    dtype = np.dtype(volume.array.dtype)
+    if dtype.kind not in "uif":
+        raise ScrollError(f"{store_name}: dtype {dtype} cannot be written as layer TIFFs")
+    dtype = dtype.newbyteorder("<")
+
+    names = layer_names(n_all)[selected.start:selected.stop]
+    layer_paths = [out_dir / name for name in names] if out_dir is not None else []
+    paths = layer_paths + ([Path(stack_path)] if stack_path is not None else [])
+    preview_paths = [out_dir / n for n in PREVIEW_NAMES] if preview and out_dir else []
+    inputs = surface_inputs(surface, surface_path)
+    store_dir = store_input(store)
+    if store_dir is not None:
+        inputs["store"] = store_dir
+    outputs_named: dict[str, Path] = {}
+    if out_dir is not None:
+        outputs_named["OUT_DIR"] = out_dir
+    if stack_path is not None:
+        outputs_named["STACK"] = Path(stack_path)
+    if zarr_output is not None:
+        outputs_named["--zarr_output"] = zarr_output
+    outputs_named.update({f"layer file {p.name}": p for p in layer_paths})
+    check_output_paths(outputs_named, inputs)
+
+    if not allow_outside:
+        precheck_surface(surface, volume, store_name)
+
+    earlier: list[str] = []
+    ours: list[str] = []
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ScrollError(f"{out_dir}: output exists and is not a directory")
+        earlier = read_manifest(out_dir) if out_dir.is_dir() else []
+        ours = [p.name for p in paths + preview_paths
+                if resolved(p.parent) == resolved(out_dir)]
+        check_replaceable(out_dir, ours, earlier)
+    _prepare_dirs(out_dir, paths, surface.height * surface.width * dtype.itemsize)
+
+    cache = ChunkCache(volume.array, int(cache_gb * 2**30))
+    zarr_out = None
+    if zarr_output is not None:
+        zarr_out = ZarrOutput(zarr_output, offsets.shape[0], surface.height, surface.width,
+                              dtype, about)
+    try:
+        tiffs = TiffOutputs(paths, surface.height, surface.width, dtype)
+    except BaseException:
+        if zarr_out is not None:
+            zarr_out.abort()
+        raise
+    previews = Previews(surface.height, surface.width, dtype) if preview_paths else None
+    try:
+        stats = _render(surface, volume, cache, tiffs, zarr_out, previews, offsets, dtype,
+                        block_size, stack, stack_method, quiet, threads, store_name,
+                        allow_outside, bool(layer_paths), stack_path is not None)
+        partial = [p.with_name(p.name + PARTIAL) for p in preview_paths]
+        if previews is not None:
+            previews.save(*partial)
+        if zarr_out is not None:
+            zarr_out.finish()
+        if out_dir is not None:
+            # while old files give way to new ones, the manifest covers both sets
+            write_manifest(out_dir, sorted(set(earlier) | set(ours)), {"complete": False})
+        tiffs.finish()
+        for src, dst in zip(partial, preview_paths):
+            os.replace(src, dst)
+    except BaseException:
+        tiffs.abort()
+        if zarr_out is not None:
+            zarr_out.abort()
+        for p in preview_paths:
+            p.with_name(p.name + PARTIAL).unlink(missing_ok=True)
+        raise
+    if out_dir is not None:
+        remove_stale(out_dir, earlier, ours)
+        write_manifest(out_dir, ours, {"complete": True, **about})
     return stats
 
 
-def _prepare_outputs(out_dir: Path, paths: list[Path], bytes_each: int) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ScrollError(f"{out_dir}: output exists and is not a directory")
+def _prepare_dirs(out_dir: Path | None, paths: list[Path], bytes_each: int) -> None:
     for path in paths:
         if path.is_dir():
             raise ScrollError(f"{path}: is a directory, cannot write a TIFF there")
@@ -463,81 +365,170 @@ def _prepare_outputs(out_dir: Path, paths: list[Path], bytes_each: int) -> None:
         except OSError as exc:
             raise ScrollError(f"{path.parent}: cannot create directory ({exc.strerror})"
                               ) from None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if not paths:
+        return
     need = len(paths) * bytes_each
-    free = shutil.disk_usage(out_dir).free
+    free = shutil.disk_usage(paths[0].parent).free
     if need > free:
-        raise ScrollError(f"{out_dir}: the layers need {need / 2**30:.1f} GiB, only "
+        raise ScrollError(f"{paths[0].parent}: the layers need {need / 2**30:.1f} GiB, only "
                           f"{free / 2**30:.1f} GiB free")
 
 
-def _render(ppm: Ppm, volume: Volume, cache: ChunkCache, outputs: _TiffOutputs,
-            offsets: np.ndarray, dtype: np.dtype, block_size: int, stack: range | None,
-            quiet: bool, workers: int, store: str) -> RenderStats:
-    tiles_u = -(-ppm.width // block_size)
-    tiles_v = -(-ppm.height // block_size)
+@dataclass
+class _Tile:
+    """A tile read and planned by an I/O thread, ready for the sampler."""
+
+    band: int
+    u0: int
+    u1: int
+    v0: int
+    v1: int
+    base: np.ndarray | None = None
+    normal: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+    groups: list | None = None
+    fetched: dict | None = None
+    extent: Extent | None = None
+
+
+def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
+            zarr_out: ZarrOutput | None, previews: Previews | None, offsets: np.ndarray,
+            dtype: np.dtype, block_size: int, stack: range | None, stack_method: str,
+            quiet: bool, threads: int, store: str, allow_outside: bool,
+            write_layers: bool, write_stack: bool) -> RenderStats:
+    tiles_u = -(-surface.width // block_size)
+    tiles_v = -(-surface.height // block_size)
     order = tile_order(tiles_u, tiles_v)
     n_layers = offsets.shape[0]
-    stop = threading.Event()
+    shape = tuple(int(n) for n in volume.array.shape)
+    factor = np.asarray(volume.factor, dtype=np.float64)
+    box_dtype = np.dtype(volume.array.dtype)
+    max_box = MAX_BOX_VOXELS  # read at call time: tests shrink it
+    # imported here: loading numba and the compiled kernels takes a second, which option
+    # errors and --help need not wait for
+    from .sampler import box_buffer, plan_tile, sample_group
 
-    def work(tile: np.ndarray) -> tuple[int, int]:
-        if stop.is_set():
-            return 0, 0
+    def sink(v0: int, strip: np.ndarray, mapped: int) -> None:
+        image = None
+        if stack is not None:
+            image = stack_image(strip[stack.start:stack.stop], stack_method, dtype)
+        if previews is not None:
+            centre = int(np.argmin(np.abs(offsets)))  # the surface: offset 0 (or nearest)
+            previews.add(v0, strip[centre], image)
+        if mapped == 0:  # sparse files and unwritten chunks read as 0
+            return
+        if zarr_out is not None:
+            zarr_out.write_rows(v0, strip)
+        if write_layers:
+            for k in range(n_layers):
+                tiffs.write_rows(k, v0, strip[k])
+        if write_stack:
+            tiffs.write_rows(n_layers if write_layers else 0, v0, image)
+
+    strips = Strips(n_layers, surface.height, surface.width, block_size, tiles_u, dtype, sink)
+
+    def where(t: _Tile) -> str:
+        return f"tile u={t.u0}:{t.u1} v={t.v0}:{t.v1}"
+
+    def prepare(tile: np.ndarray) -> _Tile:
         iu, iv = int(tile[0]), int(tile[1])
         u0, v0 = iu * block_size, iv * block_size
-        u1, v1 = min(u0 + block_size, ppm.width), min(v0 + block_size, ppm.height)
-        try:
-            layers, mapped = render_tile(ppm, volume, cache, v0, v1, u0, u1, offsets, dtype)
-            if mapped == 0:  # the outputs are sparse files: an unwritten tile reads as 0
-                return (u1 - u0) * (v1 - v0) * n_layers, 0
-            for k in range(n_layers):
-                outputs.write(k, v0, u0, layers[k])
-            if stack is not None:
-                outputs.write(n_layers, v0, u0, layers[stack.start:stack.stop].max(axis=0))
-        except ScrollError:
-            raise
-        except OSError as exc:
-            raise ScrollError(f"tile u={u0}:{u1} v={v0}:{v1}: {exc.filename or store}: "
-                              f"{exc.strerror or exc}") from exc
-        except Exception as exc:
-            first = (str(exc).splitlines() or [""])[0]
-            raise ScrollError(f"tile u={u0}:{u1} v={v0}:{v1} of {store}: "
-                              f"{type(exc).__name__}: {first}") from exc
-        return (u1 - u0) * (v1 - v0) * n_layers, mapped * n_layers
+        t = _Tile(iv, u0, min(u0 + block_size, surface.width), v0,
+                  min(v0 + block_size, surface.height))
+        with _errors_named(where(t), store):
+            data, mapped = surface.read_tile(t.v0, t.v1, t.u0, t.u1)
+            pixels = np.flatnonzero(mapped.reshape(-1))
+            t.extent = Extent()
+            if pixels.size == 0:
+                return t
+            points = data.reshape(-1, data.shape[-1])[pixels]
+            t.base = np.ascontiguousarray(volume.to_index(points[:, 2::-1]))
+            # to_index is affine: a direction scales by the level's factor only
+            t.normal = np.ascontiguousarray(points[:, 5:2:-1] * factor)
+            t.extent.add(points, t.base, shape)
+            t.rows, t.cols = np.divmod(pixels.astype(np.int64), t.u1 - t.u0)
+            t.groups = plan_tile(t.base, t.normal, offsets, shape, cache.chunks, max_box)
+            t.fetched = {}
+            for g in t.groups:
+                for cell in zip(*np.nonzero(g.wanted)):
+                    index = tuple(int(f + c) for f, c in zip(g.first, cell))
+                    if index not in t.fetched:
+                        t.fetched[index] = cache.get(index)
+        return t
+
+    def compute(future) -> tuple[int, int, int, Extent]:
+        t: _Tile = future.result()  # a failed read is raised here, in a compute thread
+        with _errors_named(where(t), store):
+            out = strips.tile_view(t.band, t.u0, t.u1)
+            nonzero = 0
+            mapped = 0 if t.base is None else t.base.shape[0]
+            for g in t.groups or ():
+                box = None
+                if g.lo is not None:
+                    size = math.prod(h - l for l, h in zip(g.lo, g.hi))
+                    region = Region(cache, g.lo, g.hi, box_buffer(size, box_dtype))
+                    region.load(g.wanted, t.fetched)
+                    box = region.data
+                nonzero += sample_group(g, box, t.base, t.normal, offsets, shape, t.rows,
+                                        t.cols, out)
+            t.fetched = None  # drop the chunk references before the strip write
+            strips.tile_done(t.band, mapped)
+        return (t.u1 - t.u0) * (t.v1 - t.v0) * n_layers, mapped * n_layers, nonzero, \
+            t.extent
 
     started = time.perf_counter()
-    samples = mapped_samples = 0
+    samples = mapped_samples = nonzero_samples = 0
+    extent = Extent()
     bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
                dynamic_ncols=True)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layers")
-    pending: set[Future] = set()
+    window = 2 * threads + 2
+    reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=IO_THREADS)
+    results = workers.map_unordered(compute, reads, threads, window, name="layers")
     try:
-        tiles = iter(order)
-        window = 2 * workers  # a few tiles ahead keeps both workers busy, memory bounded
-        while True:
-            while len(pending) < window:
-                tile = next(tiles, None)
-                if tile is None:
-                    break
-                pending.add(pool.submit(work, tile))
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                n, m = future.result()  # re-raises a worker's error here
-                samples += n
-                mapped_samples += m
-                bar.update(1)
+        for n, m, nz, ext in results:
+            samples += n
+            mapped_samples += m
+            nonzero_samples += nz
+            extent.merge(ext)
+            bar.update(1)
             elapsed = time.perf_counter() - started
             if elapsed > 0:
                 bar.set_postfix_str(f"{samples / elapsed:.3g} samples/s", refresh=False)
-    except BaseException:
-        stop.set()
-        for future in pending:
-            future.cancel()
-        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # stop both pools now (an error, Ctrl-C), not whenever the generators are freed
+        results.close()
+        reads.close()
         bar.close()
-    return RenderStats(ppm.width, ppm.height, n_layers, len(order), samples, mapped_samples,
-                       time.perf_counter() - started, cache.fetches, cache.unique_chunks,
-                       cache.hits)
+    if not allow_outside:
+        check_inside(extent, volume, store, sampled=False)
+        if nonzero_samples == 0:
+            raise outside_error("every sample of the segment reads 0", extent, volume,
+                                 store)
+    return RenderStats(surface.width, surface.height, n_layers, len(order), samples,
+                       mapped_samples, time.perf_counter() - started, cache.fetches,
+                       cache.unique_chunks, cache.hits, nonzero_samples, extent.mapped,
+                       extent.inside)
+
+
+class _errors_named:
+    """Context manager: any error but :class:`ScrollError` becomes one naming the tile
+    (and the store, for I/O errors)."""
+
+    def __init__(self, where: str, store: str):
+        self.where, self.store = where, store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None or isinstance(exc, ScrollError) or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, OSError):
+            raise ScrollError(f"{self.where}: {exc.filename or self.store}: "
+                              f"{exc.strerror or exc}") from exc
+        first = (str(exc).splitlines() or [""])[0]
+        raise ScrollError(f"{self.where} of {self.store}: {type(exc).__name__}: {first}"
+                          ) from exc

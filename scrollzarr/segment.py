@@ -92,14 +92,26 @@ def sample_segment(shape: tuple[int, int, int], winding: int = 2, width: int | N
 SAMPLE_TIFXYZ_SCALES = (0.05, 1.0)
 
 
+def sample_winding(shape: tuple[int, int, int], preferred: int = 2) -> int:
+    """The winding the sample segment lies on: ``preferred``, or on a volume too small
+    for it the outermost winding whose whole turn stays within the spiral's extent (0 at
+    the least), so the segment never lies outside the volume it is made for."""
+    g = sample.geometry(shape)
+    for k in range(preferred, 0, -1):
+        if sample.R0 + g["pitch"] * (k + 1) <= g["r_max"]:
+            return k
+    return 0
+
+
 def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
-                          winding: int = 2, width: int | None = None,
+                          winding: int | None = None, width: int | None = None,
                           height: int | None = None, z0: int = 1,
                           theta0: float = 0.0) -> tuple[dict[str, Path], np.ndarray]:
     """Write the sample segment in every surface format into ``out_dir``.
 
     ``segment.ppm``; ``segment_tifxyz/`` (scale 0.05: the vertex of grid (j, i) is .ppm
     pixel (20 j, 20 i)); ``segment_tifxyz_1/`` (scale 1.0: every .ppm pixel a vertex);
+    ``winding`` defaults to :func:`sample_winding`. Writes ``segment.ppm``;
     ``segment.obj`` (the 0.05 grid as triangles with pixel UVs and the .ppm's normals as
     ``vn``, as VC3D's tifxyz-to-obj writes it). Rendered, each gives the .ppm's pixel grid
     (the 0.05 ones up to their last vertex row and column; they are left out when the
@@ -107,6 +119,8 @@ def write_sample_surfaces(out_dir: str | Path, shape: tuple[int, int, int],
     tifxyz treats ``Z <= 0`` as invalid: a segment starting at slice 0 would lose its first
     row. Returns ``({"ppm" | "tifxyz" | "tifxyz_1" | "obj": path}, ink)``.
     """
+    if winding is None:
+        winding = sample_winding(shape)
     from .surfaces.obj import write_obj
     from .surfaces.tifxyz import write_tifxyz
 

@@ -131,12 +131,14 @@ def prepare_output(location: str | Path, overwrite: bool) -> None:
     fs.rm(path, recursive=True)
 
 
-def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
-                 dtype: np.dtype, attributes: dict[str, Any] | None = None,
+def create_array(store: Path | str, shape: tuple[int, int, int],
+                 chunk: int | tuple[int, int, int], dtype: np.dtype,
+                 attributes: dict[str, Any] | None = None,
                  zarr_format: int = 2, shard: int | None = None,
                  compression: str = "none") -> zarr.Array:
-    """Create a (z, y, x) zarr array at ``store`` with cubic chunks of ``chunk`` voxels,
-    fill value 0, and all-zero chunks left unwritten; return it (open for writing).
+    """Create a (z, y, x) zarr array at ``store`` with cubic chunks of ``chunk`` voxels
+    (or chunks of that (z, y, x) shape, for layer volumes), fill value 0, and all-zero
+    chunks left unwritten; return it (open for writing).
 
     zarr v2: "/" chunk keys (``IZ/IY/IX``), C order. zarr v3: default chunk keys
     (``c/IZ/IY/IX``), ``dimension_names`` z, y, x, and with ``shard`` (voxels, a multiple
@@ -148,7 +150,8 @@ def create_array(store: Path | str, shape: tuple[int, int, int], chunk: int,
     attributes = dict(attributes or {})
     if zarr_format == 2:  # xarray names v2 dimensions by this attribute (v3 has its own)
         attributes = {ARRAY_DIMENSIONS: list(AXES), **attributes}
-    common = dict(store=str(store), shape=shape, chunks=(chunk,) * 3, dtype=dtype,
+    chunks = (chunk,) * 3 if isinstance(chunk, int) else tuple(chunk)
+    common = dict(store=str(store), shape=shape, chunks=chunks, dtype=dtype,
                   compressors=compressors, fill_value=0, overwrite=True,
                   attributes=attributes, config={"write_empty_chunks": False})
     if zarr_format == 2:

@@ -165,7 +165,7 @@ def test_one_sided_directions_match_reference_on_a_uint8_store(tmp_path, directi
     write_ppm(tmp_path / "seg.ppm", data)
     render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
                   number_of_layers=9, number_of_stacked_layers=9, interval=4.0,
-                  direction=direction, block_size=7, workers=2)
+                  direction=direction, block_size=7, num_threads=2)
     got = read_layers(tmp_path / "out", 9)
     assert got.dtype == np.uint8
     offsets = layer_offsets(9, 4.0, direction)
@@ -230,9 +230,8 @@ def test_zarr_v3_sharded_ome_store_with_ngff_05_metadata_matches_reference(tmp_p
 def test_tiles_too_large_for_one_box_are_split_and_still_exact(tmp_path, monkeypatch):
     from scrollzarr import layers
 
-    # our own size limits, made tiny: every tile and batch takes the splitting paths
+    # our own size limit, made tiny: every tile is split into groups of samples
     monkeypatch.setattr(layers, "MAX_BOX_VOXELS", 4000)
-    monkeypatch.setattr(layers, "BATCH_SAMPLES", 700)
     volume = random_volume(seed=19)
     v2_array(tmp_path / "vol.zarr", volume)
     data = curved_segment(height=30, width=60)
@@ -242,6 +241,19 @@ def test_tiles_too_large_for_one_box_are_split_and_still_exact(tmp_path, monkeyp
                   block_size=40)
     ref, inside = reference_layers(volume, data, layer_offsets(21, 2.5))
     assert_matches_reference(read_layers(tmp_path / "out", 21), ref, inside)
+
+
+@pytest.mark.parametrize("chunk", [12, 7])
+def test_chunk_sizes_that_are_not_powers_of_two_match_reference(tmp_path, chunk):
+    volume = random_volume(seed=79)
+    v2_array(tmp_path / "vol.zarr", volume, chunk=chunk)
+    data = curved_segment(height=30, width=60)
+    write_ppm(tmp_path / "seg.ppm", data)
+    stats = render_layers(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out",
+                          number_of_layers=13, interval=2.0, block_size=11)
+    ref, inside = reference_layers(volume, data, layer_offsets(13, 2.0))
+    assert_matches_reference(read_layers(tmp_path / "out", 13), ref, inside)
+    assert stats.chunk_fetches == stats.unique_chunks
 
 
 def test_stack_is_the_maximum_over_the_central_layers(tmp_path):
@@ -365,7 +377,17 @@ def test_bad_options_are_errors_naming_the_option(tmp_path):
     write_ppm(tmp_path / "seg.ppm", curved_segment(height=4, width=8))
     args = (tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "out")
     for kwargs, message in [
-        ({"number_of_layers": 5, "number_of_stacked_layers": 7}, "--number_of_stacked_layers 7"),
+        ({"number_of_layers": 5, "number_of_stacked_layers": 7,
+          "stack_path": tmp_path / "stack.tif"}, "--number_of_stacked_layers 7"),
+        ({"number_of_layers": 5, "number_of_stacked_layers": 0, "preview": True},
+         "--number_of_stacked_layers 0"),
+        ({"number_of_layers": 9, "number_of_stacked_layers": 3, "layers": "0:3",
+          "stack_path": tmp_path / "stack.tif"},
+         "--layers 0:3 leaves out stacked layers"),
+        ({"layers": "3:3"}, "--layers 3:3"),
+        ({"layers": "5"}, "--layers 5"),
+        ({"stack_method": "mode"}, "--stack_method"),
+        ({"num_threads": 0}, "--num_threads"),
         ({"interval": 0.0}, "--interval"),
         ({"interval": float("nan")}, "--interval"),
         ({"block_size": 0}, "--block_size"),
@@ -416,20 +438,21 @@ def test_script_renders_named_layers_and_stack_and_reports_errors(tmp_path):
                "--zarr_cache_max_size_gb", 0.001, "--interval", 2)
     assert proc.returncode == 0, proc.stderr
     assert "samples/s" in proc.stderr  # the progress bar
-    assert sorted(p.name for p in out.iterdir()) == [f"{k}.tif" for k in range(7)]
+    assert sorted(p.name for p in out.iterdir()) == [".scrollzarr-layers.json"] + [
+        f"{k}.tif" for k in range(7)]
     got = read_layers(out, 7)
     ref, inside = reference_layers(volume, data, layer_offsets(7, 2.0))
     assert_matches_reference(got, ref, inside)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "stack.tif"),
                                   got[2:5].max(axis=0))
 
-    proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, "--quiet",
-               "--number_of_layers", 5, "--number_of_stacked_layers", 6)
+    proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, tmp_path / "stack.tif",
+               "--quiet", "--number_of_layers", 5, "--number_of_stacked_layers", 6)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: --number_of_stacked_layers 6 is more than the 5")
 
     proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", out, "--number_of_layers", "x")
-    assert proc.returncode == 2 and "invalid int value" in proc.stderr
+    assert proc.returncode == 2 and "expected an integer, got 'x'" in proc.stderr
 
     proc = run(tmp_path / "seg.ppm", tmp_path / "nothing.zarr", out, "--quiet")
     assert proc.returncode == 1 and "nothing.zarr" in proc.stderr
@@ -437,3 +460,55 @@ def test_script_renders_named_layers_and_stack_and_reports_errors(tmp_path):
     proc = run(tmp_path / "seg.ppm", tmp_path / "vol.zarr", tmp_path / "q", "--quiet",
                "--number_of_layers", 3, "--number_of_stacked_layers", 1)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+# --- pinned output --------------------------------------------------------------------------
+
+#: sha256 of every layer TIFF and stack image of the renders in
+#: test_layer_tiffs_are_byte_identical_to_the_pinned_render, made with the numpy renderer
+#: before the compiled kernel replaced it: any change in arithmetic, rounding, edge rules or
+#: TIFF layout shows up here.
+PINNED_RENDER_SHA256 = "ec67c3e3a18ec8456575830fdbae2d38184672b06bbe43a9976e1b688b272a4f"
+
+
+def _pinned_renders(tmp_path: Path) -> str:
+    """Render a fixed set of small cases and return one sha256 over all output files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    volume = random_volume(seed=23)
+    v2_array(tmp_path / "vol.zarr", volume)
+    write_ppm(tmp_path / "seg.ppm", curved_segment())
+    origin = (1000.0, 2000.0, 3000.0)
+    level1 = random_volume(tuple(-(-n // 2) for n in SHAPE), seed=29)
+    cropped_ome(tmp_path, random_volume(seed=31), origin, level1)
+    write_ppm(tmp_path / "crop.ppm", curved_segment(origin=origin))
+    small = random_volume(dtype=np.uint8, seed=37)
+    v2_array(tmp_path / "u8.zarr", small)
+    shape = (48, 128, 128)
+    v2_array(tmp_path / "scroll.zarr",
+             np.stack([sample.make_slice(z, shape) for z in range(shape[0])]), chunk=32)
+    write_sample_segment(tmp_path / "sample.ppm", shape, winding=2, width=180)
+    cases = [
+        ("seg.ppm", "vol.zarr", dict(number_of_layers=21, number_of_stacked_layers=5,
+                                     interval=2.5, block_size=16)),
+        ("seg.ppm", "u8.zarr", dict(number_of_layers=9, number_of_stacked_layers=3,
+                                    interval=1.7, direction="negative", block_size=7)),
+        ("crop.ppm", "crop.zarr", dict(number_of_layers=7, number_of_stacked_layers=3,
+                                       interval=5.0, level=1)),
+        ("crop.ppm", "crop.zarr", dict(number_of_layers=6, number_of_stacked_layers=6,
+                                       interval=0.37, direction="positive")),
+        ("sample.ppm", "scroll.zarr", dict(number_of_layers=15, number_of_stacked_layers=7)),
+    ]
+    for i, (ppm, store, kwargs) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        render_layers(tmp_path / ppm, tmp_path / store, out, tmp_path / f"stack{i}.tif",
+                      **kwargs)
+        for name in layer_names(kwargs["number_of_layers"]):
+            digest.update((out / name).read_bytes())
+        digest.update((tmp_path / f"stack{i}.tif").read_bytes())
+    return digest.hexdigest()
+
+
+def test_layer_tiffs_are_byte_identical_to_the_pinned_render(tmp_path):
+    assert _pinned_renders(tmp_path) == PINNED_RENDER_SHA256

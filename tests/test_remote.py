@@ -106,7 +106,9 @@ def render(ppm: Path, store, out: Path, *extra, env=None):
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    """The rendered images of OUT_DIR by name (not the manifest, which records options)."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())
+            if p.name != ".scrollzarr-layers.json"}
 
 
 def chunk_requests(server) -> list:
