@@ -52,9 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from . import workers
+from . import progress, workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
 from .layer_checks import (Extent, check_inside, check_output_paths, outside_error,
@@ -482,8 +481,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
     started = time.perf_counter()
     samples = mapped_samples = nonzero_samples = 0
     extent = Extent()
-    bar = tqdm(total=len(order), unit="tile", disable=quiet, desc="layers",
-               dynamic_ncols=True)
+    bar = progress.bar(len(order), "layers", unit="tile", quiet=quiet)
     window = 2 * threads + 2
     reads = workers.prefetch(prepare, iter(order), IO_THREADS, ahead=IO_THREADS)
     results = workers.map_unordered(compute, reads, threads, window, name="layers")
@@ -495,7 +493,7 @@ def _render(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOutputs,
             extent.merge(ext)
             bar.update(1)
             elapsed = time.perf_counter() - started
-            if elapsed > 0:
+            if elapsed > 0 and hasattr(bar, "set_postfix_str"):  # tqdm on a terminal
                 bar.set_postfix_str(f"{samples / elapsed:.3g} samples/s", refresh=False)
     finally:
         # stop both pools now (an error, Ctrl-C), not whenever the generators are freed
