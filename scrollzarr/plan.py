@@ -231,7 +231,18 @@ def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
 
 def run_task(job: Job, task: Task) -> int:
     """Run one task: read its source, write its levels. Returns the bytes of the task's
-    region at its first level (input bytes for level 0), for progress."""
+    region at its first level (input bytes for level 0), for progress. When it returns,
+    the task's chunks are written (the write-behind queue is flushed)."""
+    try:
+        done = _compute_task(job, task)
+    except BaseException:
+        chunkio.flush(errors=False)  # the task's own error is the one to report
+        raise
+    chunkio.flush()
+    return done
+
+
+def _compute_task(job: Job, task: Task) -> int:
     (sz0, sz1), (sy0, sy1) = source_region(job, task)
     context_y = (task.y[0] - sy0, sy1 - task.y[1]) if task.level == 0 else \
         (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0))
