@@ -1,0 +1,141 @@
+"""The fast paths of conversion and decompression give exactly what the plain paths give:
+libtiff decoding of whole pages and of strip ranges against tifffile, and the chunk
+writes that run behind the computing threads."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from conftest import random_volume
+from scrollzarr import chunkio, decode, store
+from scrollzarr.convert import Options, convert
+
+LAYOUTS = list(itertools.product(
+    [np.uint8, np.uint16, np.int16, np.uint32, np.float32],
+    ["lzw", "zlib", "adobe_deflate"],
+    [False, True],  # predictor (horizontal; floating point for float32)
+    ["<", ">"],
+    [None, 7],  # rows per strip: one strip, or many with a short last one
+))
+
+
+def _image(dtype, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    image = rng.integers(0, 50, (61, 53)).astype(dtype)
+    # a noisy band (little compression) between smooth parts (much)
+    high = info.max if info is not None and info.max < 1 << 31 else 1 << 20
+    image[10:40] = rng.integers(0, high, (30, 53)).astype(dtype)
+    if info is None:
+        image[20:25] = rng.standard_normal((5, 53)).astype(dtype)
+    return image
+
+
+@pytest.mark.parametrize("dtype,compression,predictor,byteorder,rows_per_strip", LAYOUTS)
+def test_libtiff_decoding_equals_tifffile_for_pages_and_row_ranges(
+        tmp_path, dtype, compression, predictor, byteorder, rows_per_strip):
+    image = _image(dtype)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, image, compression=compression, predictor=predictor,
+                     byteorder=byteorder, rowsperstrip=rows_per_strip,
+                     photometric="minisblack")
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        assert decode._libtiff_can(page)  # the fast path is the one tested here
+        whole = decode.decode_page(tif)
+        assert whole.dtype == np.dtype(dtype) and whole.dtype.isnative
+        np.testing.assert_array_equal(whole, image)
+        for y0, y1 in [(0, 61), (0, 1), (60, 61), (6, 8), (7, 14), (13, 47), (5, 5)]:
+            rows = decode.decode_rows(tif, page, y0, y1)
+            np.testing.assert_array_equal(rows, image[y0:y1], err_msg=f"rows {y0}:{y1}")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"compression": "zstd"}, {"compression": "lzw", "tile": (16, 16)},
+    {"compression": "packbits"},
+])
+def test_layouts_libtiff_is_not_used_for_still_decode_through_tifffile(tmp_path, kwargs):
+    image = _image(np.uint8)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, image, **kwargs)
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        assert not decode._libtiff_can(page)
+        np.testing.assert_array_equal(decode.decode_page(tif), image)
+        np.testing.assert_array_equal(decode.decode_rows(tif, page, 9, 33), image[9:33])
+
+
+def test_min_is_white_lzw_keeps_the_stored_values_as_tifffile_does(tmp_path):
+    image = _image(np.uint16)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, image, compression="lzw", photometric="miniswhite")
+    with tifffile.TiffFile(path) as tif:
+        assert decode._libtiff_can(tif.pages.first)
+        np.testing.assert_array_equal(decode.decode_page(tif), tif.pages.first.asarray())
+        np.testing.assert_array_equal(decode.decode_page(tif), image)
+
+
+def test_lzw_slices_convert_to_the_same_chunk_files_as_raw_slices(tmp_path):
+    vol = random_volume((12, 70, 45), seed=21)
+    vol[:, :20] = 0  # masked rows: all-zero chunks stay off disk in both
+    raw, lzw = tmp_path / "raw", tmp_path / "lzw"
+    for directory, kwargs in ((raw, {}), (lzw, {"compression": "lzw", "predictor": True,
+                                                "rowsperstrip": 6})):
+        directory.mkdir()
+        for z, plane in enumerate(vol):
+            tifffile.imwrite(directory / f"{z:05d}.tif", plane, **kwargs)
+    outs = []
+    for directory in (raw, lzw):
+        out = tmp_path / f"{directory.name}.zarr"
+        # a small budget: bands of a few rows, so strips are decoded in part
+        convert(directory, out, Options(chunk_size=8, nlevels=3, max_gb=0.0002, quiet=True))
+        outs.append(out)
+    files = [{p.relative_to(o): p.read_bytes() for o in [out] for p in o.rglob("*")
+              if p.is_file() and p.parent != o} for out in outs]
+    assert files[0] and files[0] == files[1]
+    np.testing.assert_array_equal(zarr.open_array(str(outs[1] / "0"), mode="r")[:], vol)
+
+
+def _raw_level(path: Path, shape, chunks) -> chunkio.RawLevel:
+    store.create_array(str(path), shape, chunks, np.uint16)
+    level = chunkio.open_level(str(path))
+    assert isinstance(level, chunkio.RawLevel)
+    return level
+
+
+def test_queued_chunk_writes_are_on_disk_after_flush_even_with_a_one_chunk_queue(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(chunkio, "WRITE_BEHIND_BYTES", 1)  # at most one chunk queued
+    chunkio.forget()
+    data = random_volume((8, 24, 20), seed=22)
+    data[:, 8:16] = 0  # an all-zero chunk row: never written
+    level = _raw_level(tmp_path / "a", data.shape, 8)
+    level.write(0, 0, data)
+    chunkio.flush()
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a"), mode="r")[:], data)
+    names = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*")
+                   if p.is_file() and not p.name.startswith("."))
+    assert names == [f"0/{y}/{x}" for y in (0, 2) for x in (0, 1, 2)]
+    assert chunkio._queued_bytes == 0
+
+
+def test_a_failed_queued_write_is_raised_by_flush_and_leaves_no_partial_file(tmp_path):
+    chunkio.forget()
+    data = random_volume((4, 4, 4), seed=23) + 1
+    level = _raw_level(tmp_path / "b", data.shape, 4)
+    blocker = tmp_path / "b" / "0" / "0" / "0"
+    blocker.mkdir(parents=True)  # a directory where the chunk file must go
+    (blocker / "x").write_bytes(b"keep")
+    level.write(0, 0, data)
+    with pytest.raises(OSError):
+        chunkio.flush()
+    assert not [p for p in (tmp_path / "b").rglob("*") if p.name.endswith(chunkio.PARTIAL)]
+    assert (blocker / "x").read_bytes() == b"keep"
+    chunkio.flush()  # the error was reported once; nothing is left queued
+    assert chunkio._queued_bytes == 0
