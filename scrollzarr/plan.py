@@ -188,6 +188,11 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
     for top, parallel in order:
         unit = job.chunk << (top - level)
         memory, source = _task_memory(job, level, top, unit)
+        if level > 0 and top > level and source > MAX_TASK_BYTES:
+            # the smallest two-level task is 4 chunk rows deep and high in the source
+            # level, which on a deep scroll holds more than a task may: write one level
+            # (the next stage reads it back, 1/8 of what this one reads)
+            continue
         n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
                 -(-ny // unit))
         if n > 0:

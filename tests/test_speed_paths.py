@@ -139,3 +139,34 @@ def test_a_failed_queued_write_is_raised_by_flush_and_leaves_no_partial_file(tmp
     assert (blocker / "x").read_bytes() == b"keep"
     chunkio.flush()  # the error was reported once; nothing is left queued
     assert chunkio._queued_bytes == 0
+
+
+def _deep_job(nz: int) -> "planning.Job":
+    from scrollzarr import plan as planning, pyramid
+
+    shapes = [(nz, 2048, 2048)]
+    for _ in range(5):
+        shapes.append(pyramid.reduced_shape(shapes[-1]))
+    return planning.Job(slice_paths=(None,) * nz, crop_y=(0, 2048), crop_x=(0, 2048),
+                        arrays=tuple(f"/nonexistent/{i}" for i in range(6)),
+                        shapes=tuple(shapes), algorithms=("none",) + ("mean",) * 5,
+                        chunk=128, dtype="<u2", filled=tuple((0, s[0]) for s in shapes),
+                        slice_width=2048)
+
+
+def test_task_memory_does_not_grow_with_the_depth_of_the_scroll():
+    from scrollzarr import plan as planning
+
+    def largest_source(nz: int) -> int:
+        job = _deep_job(nz)
+        plan = planning.make_plan(job, 0, 8 * 2**30, 2)
+        most = 0
+        for task in plan.tasks:
+            (z0, z1), (y0, y1) = planning.source_region(job, task)
+            nx = job.shapes[max(task.level - 1, 0)][2]
+            planes = min(job.chunk, z1 - z0) if task.level == 0 else z1 - z0  # streamed
+            most = max(most, planes * (y1 - y0) * nx * 2)
+        return most
+
+    shallow, deep = largest_source(256), largest_source(4096)
+    assert deep == shallow <= planning.MAX_TASK_BYTES
