@@ -43,7 +43,9 @@ def decode_page(tif: tifffile.TiffFile) -> np.ndarray:
     page = tif.pages.first
     if not _libtiff_can(page):
         return page.asarray(maxworkers=1)
-    return decode_rows(tif, page, 0, page.shape[0])
+    # libtiff reads the (single-page) file itself: no copies of strips or rows
+    tif.filehandle.seek(0)
+    return imagecodecs.tiff_decode(tif.filehandle.read()).reshape(page.shape)
 
 
 def decode_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
