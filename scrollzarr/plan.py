@@ -16,7 +16,7 @@ run in any order or in parallel; a task depends only on the tasks whose regions 
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -396,7 +396,9 @@ def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: tqdm,
         for _ in range(num_threads):
             submit()
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED: with FIRST_EXCEPTION (which waits for all unless one
+            # fails) the tasks ran in lockstep and a core idled behind the slower one
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 pending.discard(fut)
                 exc = fut.exception()
