@@ -95,6 +95,18 @@ _free: dict[int, list[mmap.mmap]] = {}  # idle write buffers by size, reused
 _writers: ThreadPoolExecutor | None = None
 
 
+def _after_fork() -> None:
+    """A forked child has none of the writer threads: start afresh there."""
+    global _writers, _queued, _queued_bytes
+    _writers, _queued, _queued_bytes = None, threading.Condition(), 0
+    _free.clear()
+    _local.pending = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def _take_buffer(nbytes: int) -> mmap.mmap:
     """A write buffer of ``nbytes``, once the queue has room for it."""
     global _queued_bytes

@@ -170,3 +170,26 @@ def test_task_memory_does_not_grow_with_the_depth_of_the_scroll():
 
     shallow, deep = largest_source(256), largest_source(4096)
     assert deep == shallow <= planning.MAX_TASK_BYTES
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_writes_chunks_with_its_own_writer_threads(tmp_path):
+    import os
+
+    chunkio.forget()
+    data = random_volume((4, 4, 4), seed=24) + 1
+    _raw_level(tmp_path / "parent", data.shape, 4).write(0, 0, data)
+    chunkio.flush()  # the parent's writer threads exist now
+    pid = os.fork()
+    if pid == 0:  # the child: must not wait for the parent's threads
+        code = 1
+        try:
+            chunkio.forget()
+            _raw_level(tmp_path / "child", data.shape, 4).write(0, 0, data)
+            chunkio.flush()
+            code = 0 if (tmp_path / "child" / "0" / "0" / "0").is_file() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
