@@ -82,17 +82,26 @@ def release_scratch() -> None:
         _free.clear()
 
 
-#: Bytes of chunk files queued for the writer threads (process-wide): enough that the
-#: disk never waits for the computing threads, small against any --max_gb; at least one
-#: chunk is always allowed.
+#: Bytes of chunk files the local executor queues for the writer threads (process-wide)
+#: when the memory budget allows it: enough that the disk never waits for the computing
+#: threads. At least one chunk is always allowed.
 WRITE_BEHIND_BYTES = 64 << 20
 #: Writer threads: O_DIRECT writes of a few MB keep a disk busy at queue depth two.
 WRITERS = 2
 
 _queued = threading.Condition()
 _queued_bytes = 0
+_queue_limit = 0  # bytes; set_write_behind
 _free: dict[int, list[mmap.mmap]] = {}  # idle write buffers by size, reused
 _writers: ThreadPoolExecutor | None = None
+
+
+def set_write_behind(nbytes: int) -> None:
+    """Allow ``nbytes`` of chunk files queued for writing (0: one chunk at a time)."""
+    global _queue_limit
+    with _queued:
+        _queue_limit = nbytes
+        _queued.notify_all()
 
 
 def _after_fork() -> None:
@@ -111,7 +120,7 @@ def _take_buffer(nbytes: int) -> mmap.mmap:
     """A write buffer of ``nbytes``, once the queue has room for it."""
     global _queued_bytes
     with _queued:
-        while _queued_bytes and _queued_bytes + nbytes > WRITE_BEHIND_BYTES:
+        while _queued_bytes and _queued_bytes + nbytes > _queue_limit:
             _queued.wait()
         _queued_bytes += nbytes
         idle = _free.get(nbytes)

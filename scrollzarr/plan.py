@@ -88,6 +88,9 @@ class Plan:
     job: Job
     levels: dict[int, list[Task]] = field(default_factory=dict)
     bands: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    #: Bytes of chunk files the local executor may queue for its writer threads (part
+    #: of the budget; 0: one chunk at a time).
+    write_behind: int = 0
 
     @property
     def tasks(self) -> list[Task]:
@@ -147,6 +150,11 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
     level 0, whose context would otherwise grow). Raises ValueError (with the needed
     size in GiB) if not even one task of one chunk row fits."""
     plan = Plan(job)
+    # the write-behind queue comes out of the budget, and only from a large one: small
+    # budgets keep their tasks (and one queued chunk, as the old per-thread buffer was)
+    if budget >= 16 * chunkio.WRITE_BEHIND_BYTES:
+        plan.write_behind = chunkio.WRITE_BEHIND_BYTES
+        budget -= plan.write_behind
     nlevels = len(job.shapes)
     level = first_level
     while level < nlevels:
@@ -349,6 +357,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     The first failing task stops the run and its exception propagates.
     """
     chunkio.forget()  # single-threaded runs use this thread's cache across conversions
+    chunkio.set_write_behind(plan.write_behind)
     for stage, tasks in plan.levels.items():
         parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]

@@ -110,8 +110,8 @@ def _raw_level(path: Path, shape, chunks) -> chunkio.RawLevel:
 
 
 def test_queued_chunk_writes_are_on_disk_after_flush_even_with_a_one_chunk_queue(
-        tmp_path, monkeypatch):
-    monkeypatch.setattr(chunkio, "WRITE_BEHIND_BYTES", 1)  # at most one chunk queued
+        tmp_path):
+    chunkio.set_write_behind(0)  # at most one chunk queued
     chunkio.forget()
     data = random_volume((8, 24, 20), seed=22)
     data[:, 8:16] = 0  # an all-zero chunk row: never written
@@ -193,3 +193,14 @@ def test_a_forked_child_writes_chunks_with_its_own_writer_threads(tmp_path):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_write_behind_queue_comes_out_of_a_large_budget_and_not_a_small_one():
+    from scrollzarr import plan as planning
+
+    job = _deep_job(256)
+    large = planning.make_plan(job, 0, 8 * 2**30, 2)
+    assert large.write_behind == chunkio.WRITE_BEHIND_BYTES
+    assert large.bands == planning.make_plan(job, 0, 8 * 2**30 - large.write_behind, 2).bands
+    small = planning.make_plan(job, 0, 0.5 * 2**30, 2)
+    assert small.write_behind == 0
