@@ -201,8 +201,10 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
             # level, which on a deep scroll holds more than a task may: write one level
             # (the next stage reads it back, 1/8 of what this one reads)
             continue
+        # at least ``parallel`` bands where the level is tall enough: a stage of one
+        # task (levels 2-3 of a small scroll) would leave the other cores idle
         n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
-                -(-ny // unit))
+                max(1, -(-(-(-ny // unit)) // parallel)))
         if n > 0:
             return n * unit, top, parallel
         need = memory if need is None else min(need, memory)
