@@ -9,6 +9,11 @@ reference) and `scroll_to_ome.py SLICES OUT.zarr` with default options (6 levels
 prints medians, the ratio, peak RSS of the converter's process tree, CPU/wall and bytes
 read / input size. Then runs once more with --max_gb set to a quarter of the unlimited
 peak RSS and reports its peak RSS and time ratio.
+
+With ``--input DIR`` it converts an existing directory of slices instead (e.g. LZW
+slices) and, with ``--decode_reference``, also times the pure decode of the same files
+on all cores (one file per thread, the fastest decoder of scrollzarr.decode, no writes)
+and prints the ratio convert / decode.
 """
 
 from __future__ import annotations
@@ -77,25 +82,48 @@ def run_measured(cmd: list[str]) -> dict[str, float]:
             "read": float(sum(rchar.values()))}
 
 
+def time_decode(directory: Path) -> float:
+    """Seconds to decode every slice of ``directory`` on all cores (no writes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tifffile
+
+    from scrollzarr import decode
+
+    def one(path: Path) -> None:
+        with tifffile.TiffFile(path) as tif:
+            decode.decode_page(tif)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        list(pool.map(one, sorted(directory.glob("*.tif"))))
+    return time.perf_counter() - started
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="256,2048,2048", help="z,y,x of the stack")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=None, help="where to keep the stack (default: tmp)")
     ap.add_argument("--skip_budget", action="store_true", help="skip the --max_gb run")
+    ap.add_argument("--input", type=Path, help="convert this directory of slices")
+    ap.add_argument("--decode_reference", action="store_true",
+                    help="also time decoding the slices on all cores")
     ap.add_argument("extra", nargs="*", help="extra scroll_to_ome options (after --)")
     args = ap.parse_args()
     shape = tuple(int(v) for v in args.size.split(","))
     work = Path(args.workdir or tempfile.gettempdir()) / "scrollzarr-bench"
     work.mkdir(parents=True, exist_ok=True)
-    slices = make_stack(work / f"slices-{'x'.join(map(str, shape))}", shape)
+    slices = args.input or make_stack(work / f"slices-{'x'.join(map(str, shape))}", shape)
     size = sum(p.stat().st_size for p in slices.glob("*.tif"))
     warm(slices)
     copy, out = work / "copy", work / "out.zarr"
     convert = [sys.executable, str(ROOT / "scroll_to_ome.py"), str(slices), str(out),
                "--quiet", *args.extra]
-    copies, convs = [], []
+    copies, convs, decodes = [], [], []
     for i in range(args.repeats):
+        if args.decode_reference:
+            decodes.append(time_decode(slices))
         shutil.rmtree(copy, ignore_errors=True)
         subprocess.run(["sync"])
         t0 = time.perf_counter()
@@ -119,6 +147,10 @@ def main() -> None:
     print(f"  reference cp -r + sync : {copy_med:.2f} s ({size / copy_med / 2**20:.0f} MB/s)")
     print(f"  scroll_to_ome + sync   : {conv_med:.2f} s ({size / conv_med / 2**20:.0f} MB/s)")
     print(f"  ratio convert / copy   : {conv_med / copy_med:.2f}")
+    if decodes:
+        dec_med = statistics.median(decodes)
+        print(f"  pure decode, {os.cpu_count()} threads: {dec_med:.2f} s; ratio convert / "
+              f"decode {conv_med / dec_med:.2f}")
     print(f"  peak RSS (tree)        : {med('rss'):.2f} GiB")
     print(f"  CPU time / wall time   : {med('cpu') / med('wall'):.2f}")
     print(f"  bytes read / input     : {med('read') / size:.2f}")

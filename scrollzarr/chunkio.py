@@ -6,7 +6,9 @@ For such arrays :class:`RawLevel` reads and writes the chunk files directly: one
 ``readinto`` or ``write`` per chunk into reused buffers, all-zero chunks never written
 (and a stale one removed), every file written under a temporary name and renamed, as zarr
 itself does. That is several times faster than zarr-python's generic codec pipeline, which
-runs every chunk through one event-loop thread. Any other layout (compressed, zarr v3,
+runs every chunk through one event-loop thread. The writes happen behind the computing
+threads (:func:`flush` waits for a thread's own), so the disk stays busy while the
+tasks read and downsample the next chunks. Any other layout (compressed, zarr v3,
 sharded, object storage) goes through zarr (:class:`ZarrLevel`); both produce the same
 files.
 """
@@ -19,6 +21,7 @@ import mmap
 import os
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +73,96 @@ def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def release_scratch() -> None:
-    """Free this thread's scratch buffers (the next stage needs other sizes)."""
+    """Free this thread's scratch buffers (the next stage needs other sizes) and the
+    idle write-behind buffers."""
     bufs = getattr(_local, "bufs", None)
     if bufs:
         bufs.clear()
+    with _queued:
+        _free.clear()
+
+
+#: Bytes of chunk files the local executor queues for the writer threads (process-wide)
+#: when the memory budget allows it: enough that the disk never waits for the computing
+#: threads. At least one chunk is always allowed.
+WRITE_BEHIND_BYTES = 64 << 20
+#: Writer threads: O_DIRECT writes of a few MB keep a disk busy at queue depth two.
+WRITERS = 2
+
+_queued = threading.Condition()
+_queued_bytes = 0
+_queue_limit = 0  # bytes; set_write_behind
+_free: dict[int, list[mmap.mmap]] = {}  # idle write buffers by size, reused
+_writers: ThreadPoolExecutor | None = None
+
+
+def set_write_behind(nbytes: int) -> None:
+    """Allow ``nbytes`` of chunk files queued for writing (0: one chunk at a time)."""
+    global _queue_limit
+    with _queued:
+        _queue_limit = nbytes
+        _queued.notify_all()
+
+
+def _after_fork() -> None:
+    """A forked child has none of the writer threads: start afresh there."""
+    global _writers, _queued, _queued_bytes
+    _writers, _queued, _queued_bytes = None, threading.Condition(), 0
+    _free.clear()
+    _local.pending = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _take_buffer(nbytes: int) -> mmap.mmap:
+    """A write buffer of ``nbytes``, once the queue has room for it."""
+    global _queued_bytes
+    with _queued:
+        while _queued_bytes and _queued_bytes + nbytes > _queue_limit:
+            _queued.wait()
+        _queued_bytes += nbytes
+        idle = _free.get(nbytes)
+        if idle:
+            return idle.pop()
+    return mmap.mmap(-1, nbytes)
+
+
+def _give_back(memory: mmap.mmap) -> None:
+    global _queued_bytes
+    with _queued:
+        _queued_bytes -= len(memory)
+        _free.setdefault(len(memory), []).append(memory)
+        _queued.notify_all()
+
+
+def _submit(fn, *args) -> None:
+    """Run ``fn(*args)`` on a writer thread; :func:`flush` in this thread waits for it."""
+    global _writers
+    with _queued:
+        if _writers is None:
+            _writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="chunk-writer")
+        pool = _writers
+    pending = getattr(_local, "pending", None)
+    if pending is None:
+        pending = _local.pending = []
+    pending.append(pool.submit(fn, *args))
+
+
+def flush(errors: bool = True) -> None:
+    """Wait until the chunk writes this thread queued are on disk; raise the first
+    error among them (unless not ``errors``). A task calls this before it counts as
+    done."""
+    pending: list[Future] = getattr(_local, "pending", None) or []
+    _local.pending = []
+    error = None
+    for future in pending:
+        exc = future.exception()
+        if exc is not None and error is None:
+            error = exc
+    if error is not None and errors:
+        raise error
 
 
 def _write_file(path: str, data: memoryview, direct: bool) -> bool:
@@ -138,27 +227,41 @@ class RawLevel:
         """Write ``data`` (z, y, x; full width) at rows from (z0, y0); the region must
         start on chunk boundaries and end on one or at the array's edge."""
         cz, cy, cx = self.chunks
-        buf = scratch("chunk", self.chunks, self.dtype)
+        count = cz * cy * cx
         region = (slice(z0, z0 + data.shape[0]), slice(y0, y0 + data.shape[1]),
                   slice(0, data.shape[2]))
+        made: set[str] = set()
         for iz, iy, ix in self._grid(region):
             part = data[iz * cz - z0:(iz + 1) * cz - z0, iy * cy - y0:(iy + 1) * cy - y0,
                         ix * cx:(ix + 1) * cx]
             target = self._chunk_path((iz, iy, ix))
+            memory = _take_buffer(count * self.dtype.itemsize)
+            buf = np.frombuffer(memory, dtype=self.dtype, count=count).reshape(self.chunks)
             if part.shape != self.chunks:
                 buf.fill(0)  # edge chunk: zarr v2 pads with the fill value
             buf[:part.shape[0], :part.shape[1], :part.shape[2]] = part
-            if not _nonzero(buf):
+            del buf  # only the writer thread refers to the memory from here on
+            if not _nonzero(np.frombuffer(memory, dtype=np.uint8)):
+                _give_back(memory)
                 _unlink(target)  # all-zero chunks stay off disk, also a stale one
                 continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
-            try:
-                self._direct = _write_file(tmp, memoryview(buf).cast("B"), self._direct)
-                os.replace(tmp, target)
-            except BaseException:
-                _unlink(tmp)
-                raise
+            directory = os.path.dirname(target)
+            if directory not in made:
+                os.makedirs(directory, exist_ok=True)
+                made.add(directory)
+            _submit(self._write_chunk, target, memory)
+
+    def _write_chunk(self, target: str, memory: mmap.mmap) -> None:
+        """Write one chunk file under a temporary name and rename it (writer thread)."""
+        tmp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
+        try:
+            self._direct = _write_file(tmp, memoryview(memory), self._direct)
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        finally:
+            _give_back(memory)
 
     def read(self, region: Region, out: np.ndarray | None = None) -> np.ndarray:
         """Return the region (z, y, x slices with explicit bounds) as an array."""

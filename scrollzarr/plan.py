@@ -16,7 +16,7 @@ run in any order or in parallel; a task depends only on the tasks whose regions 
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -89,6 +89,9 @@ class Plan:
     job: Job
     levels: dict[int, list[Task]] = field(default_factory=dict)
     bands: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    #: Bytes of chunk files the local executor may queue for its writer threads (part
+    #: of the budget; 0: one chunk at a time).
+    write_behind: int = 0
 
     @property
     def tasks(self) -> list[Task]:
@@ -148,6 +151,11 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
     level 0, whose context would otherwise grow). Raises ValueError (with the needed
     size in GiB) if not even one task of one chunk row fits."""
     plan = Plan(job)
+    # the write-behind queue comes out of the budget, and only from a large one: small
+    # budgets keep their tasks (and one queued chunk, as the old per-thread buffer was)
+    if budget >= 16 * chunkio.WRITE_BEHIND_BYTES:
+        plan.write_behind = chunkio.WRITE_BEHIND_BYTES
+        budget -= plan.write_behind
     nlevels = len(job.shapes)
     level = first_level
     while level < nlevels:
@@ -189,8 +197,15 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
     for top, parallel in order:
         unit = job.chunk << (top - level)
         memory, source = _task_memory(job, level, top, unit)
+        if level > 0 and top > level and source > MAX_TASK_BYTES:
+            # the smallest two-level task is 4 chunk rows deep and high in the source
+            # level, which on a deep scroll holds more than a task may: write one level
+            # (the next stage reads it back, 1/8 of what this one reads)
+            continue
+        # at least ``parallel`` bands where the level is tall enough: a stage of one
+        # task (levels 2-3 of a small scroll) would leave the other cores idle
         n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
-                -(-ny // unit))
+                max(1, -(-(-(-ny // unit)) // parallel)))
         if n > 0:
             return n * unit, top, parallel
         need = memory if need is None else min(need, memory)
@@ -232,7 +247,18 @@ def dependencies(job: Job, plan: Plan) -> dict[Task, list[Task]]:
 
 def run_task(job: Job, task: Task) -> int:
     """Run one task: read its source, write its levels. Returns the bytes of the task's
-    region at its first level (input bytes for level 0), for progress."""
+    region at its first level (input bytes for level 0), for progress. When it returns,
+    the task's chunks are written (the write-behind queue is flushed)."""
+    try:
+        done = _compute_task(job, task)
+    except BaseException:
+        chunkio.flush(errors=False)  # the task's own error is the one to report
+        raise
+    chunkio.flush()
+    return done
+
+
+def _compute_task(job: Job, task: Task) -> int:
     (sz0, sz1), (sy0, sy1) = source_region(job, task)
     context_y = (task.y[0] - sy0, sy1 - task.y[1]) if task.level == 0 else \
         (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0))
@@ -335,6 +361,7 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     The first failing task stops the run and its exception propagates.
     """
     chunkio.forget()  # single-threaded runs use this thread's cache across conversions
+    chunkio.set_write_behind(plan.write_behind)
     for stage, tasks in plan.levels.items():
         parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]
@@ -380,7 +407,9 @@ def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: Any,
         for _ in range(num_threads):
             submit()
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED: with FIRST_EXCEPTION (which waits for all unless one
+            # fails) the tasks ran in lockstep and a core idled behind the slower one
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 pending.discard(fut)
                 exc = fut.exception()

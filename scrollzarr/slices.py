@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import tifffile
 
+from . import decode
 from .errors import ScrollError
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -283,32 +284,9 @@ def read_rows(path: Path, y0: int, y1: int, out: np.ndarray | None = None) -> np
             if out is None:
                 out = np.empty((y1 - y0, page.shape[1]),
                                dtype=np.dtype(page.dtype).newbyteorder("="))
-            _read_segments(tif, page, y0, y1, out)
+            decode.decode_rows(tif, page, y0, y1, out)  # the fastest decoder per codec
             return out
     except ScrollError:
         raise
     except Exception as exc:
         raise ScrollError(f"{path}: cannot read rows {y0}:{y1} ({exc})") from None
-
-
-def _read_segments(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
-                   out: np.ndarray) -> None:
-    """Decode the strips or tiles of ``page`` that overlap rows ``y0:y1`` into ``out``."""
-    height, width = page.shape
-    seg_h, seg_w = page.chunks[-2], page.chunks[-1] if page.is_tiled else width
-    across = -(-width // seg_w) if page.is_tiled else 1
-    decode = page.decode
-    fh = tif.filehandle
-    for index, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
-        row = (index // across) * seg_h
-        if row + seg_h <= y0 or row >= y1:
-            continue
-        fh.seek(offset)
-        data = fh.read(count)
-        segment, (_, _, sy, sx, _), _ = decode(data, index, jpegtables=page.jpegtables)
-        if segment is None:
-            raise ScrollError(f"{tif.filehandle.path}: empty segment {index}")
-        segment = segment.reshape(segment.shape[-3], segment.shape[-2])
-        r0, r1 = max(sy, y0), min(sy + segment.shape[0], y1, height)
-        c1 = min(sx + segment.shape[1], width)
-        out[r0 - y0:r1 - y0, sx:c1] = segment[r0 - sy:r1 - sy, :c1 - sx]

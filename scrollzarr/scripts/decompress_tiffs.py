@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 
-from .. import cli
+from .. import cli, progress
 from ..decompress import decompress_tiffs, default_workers, failure_message
 from ..errors import Interrupted, ScrollError
 
@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> None:
         parts.append(f"{summary.skipped} already complete")
     cli.note(f"{', '.join(parts)} of {summary.total} files into {args.out_dir} in "
              f"{summary.seconds:.1f} s ({done / seconds:.3g} files/s, "
-             f"{summary.nbytes / 1e6 / seconds:.0f} MB/s)", args.quiet)
+             f"{progress.size(summary.nbytes / seconds)}/s)", args.quiet)
     if summary.failed:
         raise ScrollError(failure_message(summary))
 

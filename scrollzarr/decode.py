@@ -1,0 +1,142 @@
+"""Decoding compressed slice TIFFs with the fastest decoder measured for each codec.
+
+On our slices libtiff's LZW and deflate decoders (through ``imagecodecs.tiff_decode``,
+which releases the GIL) run 1.5-3x faster per core than the codecs tifffile calls strip
+by strip (``bench/bench_decompress.py --decoders`` measures them), so those codecs go
+through libtiff; every other codec, tiled layout or unusual sample format goes through
+tifffile. Both give the same pixels in native byte order.
+
+* :func:`decode_page` decodes a whole single-page slice (decompress_tiffs).
+* :func:`decode_rows` decodes only the strips that cover some rows (a conversion task
+  reads a band of rows of every slice): the strips are handed to libtiff as a small
+  in-memory TIFF of just those strips.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import imagecodecs
+import numpy as np
+import tifffile
+
+#: Codecs that libtiff decodes faster than tifffile here (LZW, adobe deflate, deflate).
+LIBTIFF_CODECS = frozenset({5, 8, 32946})
+_SAMPLE_FORMATS = {"u": 1, "i": 2, "f": 3}
+
+
+def _libtiff_can(page: tifffile.TiffPage) -> bool:
+    """True if ``page`` is a plain stripped single-sample image libtiff decodes exactly
+    as tifffile does (no tiles, no bilevel/palette/YCbCr conversions)."""
+    dtype = np.dtype(page.dtype) if page.dtype is not None else None
+    return (imagecodecs.TIFF.available and page.compression in LIBTIFF_CODECS
+            and not page.is_tiled and page.samplesperpixel == 1 and len(page.shape) == 2
+            and dtype is not None and dtype.kind in _SAMPLE_FORMATS
+            and dtype.itemsize in (1, 2, 4, 8) and page.bitspersample == 8 * dtype.itemsize
+            and page.predictor in (1, 2, 3) and page.photometric in (0, 1)
+            and page.fillorder == 1 and page.planarconfig == 1)
+
+
+def decode_page(tif: tifffile.TiffFile) -> np.ndarray:
+    """Decode the first page of the open ``tif`` as a (y, x) array in native byte order
+    (``page.asarray`` for layouts libtiff is not used for)."""
+    page = tif.pages.first
+    if not _libtiff_can(page):
+        return page.asarray(maxworkers=1)
+    # libtiff reads the (single-page) file itself: no copies of strips or rows
+    tif.filehandle.seek(0)
+    return imagecodecs.tiff_decode(tif.filehandle.read()).reshape(page.shape)
+
+
+def decode_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Decode rows ``y0:y1`` (all columns) of ``page`` into ``out`` (or a new array) of
+    shape (rows, width) in native byte order, reading only the strips or tiles that
+    cover them; return it."""
+    height, width = page.shape[-2:]
+    if out is None:
+        out = np.empty((y1 - y0, width), dtype=np.dtype(page.dtype).newbyteorder("="))
+    if y1 <= y0:
+        return out
+    if not _libtiff_can(page):
+        _tifffile_rows(tif, page, y0, y1, out)
+        return out
+    rows_per_strip = min(int(page.rowsperstrip or height), height)
+    first, last = y0 // rows_per_strip, (y1 - 1) // rows_per_strip
+    fh = tif.filehandle
+    strips = []
+    for index in range(first, last + 1):
+        fh.seek(page.dataoffsets[index])
+        strips.append(fh.read(page.databytecounts[index]))
+    top = first * rows_per_strip
+    rows = min((last + 1) * rows_per_strip, height) - top
+    image = _strip_tiff(tif.byteorder, width, rows, rows_per_strip, page, strips)
+    decoded = imagecodecs.tiff_decode(image)
+    decoded = decoded.reshape(rows, width)
+    out[...] = decoded[y0 - top:y1 - top]
+    return out
+
+
+def _strip_tiff(byteorder: str, width: int, rows: int, rows_per_strip: int,
+                page: tifffile.TiffPage, strips: list[bytes]) -> bytes:
+    """A minimal classic TIFF of ``rows`` x ``width`` holding the given compressed
+    ``strips`` unchanged (byte order, codec, predictor and sample type of ``page``)."""
+    dtype = np.dtype(page.dtype)
+    count = len(strips)
+    short = lambda tag, value: struct.pack(byteorder + "HHIHH", tag, 3, 1, value, 0)  # noqa: E731
+    long_ = lambda tag, n, value: struct.pack(byteorder + "HHII", tag, 4, n, value)  # noqa: E731
+    nentries = 12
+    ifd_end = 8 + 2 + 12 * nentries + 4
+    arrays = ifd_end if count > 1 else 0
+    data = ifd_end + (8 * count if count > 1 else 0)
+    offsets, position = [], data
+    for strip in strips:
+        offsets.append(position)
+        position += len(strip)
+    counts = [len(s) for s in strips]
+    offsets_value = arrays if count > 1 else offsets[0]
+    counts_value = arrays + 4 * count if count > 1 else counts[0]
+    entries = [
+        long_(256, 1, width),
+        long_(257, 1, rows),
+        short(258, 8 * dtype.itemsize),
+        short(259, page.compression),
+        short(262, 1),  # min-is-black: values as stored, as tifffile returns them
+        long_(273, count, offsets_value),
+        short(277, 1),
+        long_(278, 1, rows_per_strip),
+        long_(279, count, counts_value),
+        short(284, 1),
+        short(317, page.predictor),
+        short(339, _SAMPLE_FORMATS[dtype.kind]),
+    ]
+    head = [b"II*\0" if byteorder == "<" else b"MM\0*", struct.pack(byteorder + "I", 8),
+            struct.pack(byteorder + "H", nentries), *entries, struct.pack(byteorder + "I", 0)]
+    if count > 1:
+        head.append(struct.pack(f"{byteorder}{count}I", *offsets))
+        head.append(struct.pack(f"{byteorder}{count}I", *counts))
+    return b"".join(head + strips)
+
+
+def _tifffile_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
+                   out: np.ndarray) -> None:
+    """Decode the strips or tiles of ``page`` that overlap rows ``y0:y1`` into ``out``
+    with tifffile's decoders."""
+    height, width = page.shape
+    seg_h, seg_w = page.chunks[-2], page.chunks[-1] if page.is_tiled else width
+    across = -(-width // seg_w) if page.is_tiled else 1
+    decode = page.decode
+    fh = tif.filehandle
+    for index, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+        row = (index // across) * seg_h
+        if row + seg_h <= y0 or row >= y1:
+            continue
+        fh.seek(offset)
+        data = fh.read(count)
+        segment, (_, _, sy, sx, _), _ = decode(data, index, jpegtables=page.jpegtables)
+        if segment is None:
+            raise ValueError(f"empty segment {index}")
+        segment = segment.reshape(segment.shape[-3], segment.shape[-2])
+        r0, r1 = max(sy, y0), min(sy + segment.shape[0], y1, height)
+        c1 = min(sx + segment.shape[1], width)
+        out[r0 - y0:r1 - y0, sx:c1] = segment[r0 - sy:r1 - sy, :c1 - sx]
