@@ -1,7 +1,7 @@
 """Checks of a layer render against its inputs (issue 12's rule for ppm_to_layers).
 
-* :func:`check_output_paths`: no output path equals, contains or lies inside an input
-  (the surface file, its mask, the store), symlinks resolved.
+* :func:`surface_inputs` / :func:`store_input`: the inputs (the surface's files, its mask,
+  the store) that :func:`scrollzarr.safety.check_output_paths` keeps every output out of.
 * :func:`precheck_surface` / :func:`check_inside` with :class:`Extent`: fewer than half of
   the mapped surface points inside the level's extent (in scroll voxels, its translation
   applied) is an error naming the segment's and the volume's bounding boxes in x, y, z;
@@ -27,20 +27,6 @@ PRECHECK_ROWS = 64
 
 def resolved(path: str | Path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser())).resolve()
-
-
-def check_output_paths(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
-    """Refuse any output path that equals, contains or lies inside an input (symlinks
-    resolved on both sides). Keys name the paths in the message (option or argument)."""
-    real_in = {name: resolved(p) for name, p in inputs.items()}
-    for out_name, out_path in outputs.items():
-        real = resolved(out_path)
-        for in_name, src in real_in.items():
-            if real == src or src.is_relative_to(real) or real.is_relative_to(src):
-                how = ("is" if real == src else "contains" if src.is_relative_to(real)
-                       else "lies inside")
-                raise ScrollError(f"{out_path}: {out_name} {how} the input {src} "
-                                  f"({in_name}); choose another output path")
 
 
 def surface_inputs(surface: Any, given: str | Path | None) -> dict[str, Path]:

@@ -56,13 +56,14 @@ import numpy as np
 from . import progress, workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
-from .layer_checks import (Extent, check_inside, check_output_paths, outside_error,
-                           precheck_surface, resolved, store_input, surface_inputs)
+from .layer_checks import (Extent, check_inside, outside_error, precheck_surface, resolved,
+                           store_input, surface_inputs)
 from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutputs,
                             ZarrOutput, check_replaceable, read_manifest, remove_stale,
                             stack_image, write_manifest)
 from .ngff import Volume, open_volume
 from .ppm import Ppm
+from .safety import check_output_paths
 
 DIRECTIONS = ("both", "positive", "negative")
 #: Largest dense box (voxels) copied for one group of a tile's samples (64 MB of
