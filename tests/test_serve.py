@@ -519,7 +519,9 @@ def test_proxy_cache_answers_repeats_without_the_upstream(tmp_path, running):
     assert len(upstream.requests_seen) == asked  # all four from the cache
     assert [(s, b) for s, _, b in again] == [(s, b) for s, _, b in first]
     assert [s for s, _, _ in again] == [200, 404, 200, 206]
-    for path in (tmp_path / "cache").iterdir():
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len([p for p in files if p.suffix in (".meta", ".missing")]) == 3
+    for path in files:
         data = path.read_bytes()
         assert all(s.encode() not in data for s in SECRETS)
 
@@ -627,22 +629,40 @@ def test_a_whole_file_range_answered_200_is_not_taken_for_ignoring_range(tmp_pat
     assert ("GET", "/s.zarr/0/c/0/0/0", 206) in upstream.requests_seen  # asked as a range
 
 
-def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path):
-    cache = serve.DiskCache(tmp_path / "c", 11_000)  # five entries fit, six do not
+def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path, running):
+    # the proxy's answers in the remote reader's cache: 2000-byte chunks, each accounted
+    # with its status line and the cache's per-file overhead
+    raw_store(tmp_path / "s.zarr", {f"0/0/0/{i}": bytes([i]) * 2000 for i in range(7)})
+    upstream = running(Upstream(tmp_path))
+    entry = 2000 + 200 + 4096  # body, JSON status line (~120 bytes), overhead
+    cache = serve.DiskCache(tmp_path / "c", 5 * entry)  # five entries fit, six do not
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      cache=cache))
+    place = next(p for p in (tmp_path / "c").iterdir() if p.is_dir())
+
+    def entries():
+        return {p: p.stat().st_size for p in place.rglob("*.meta")}
+
+    seen: set = set()
     for i in range(5):
-        cache.put(f"k{i}", {"status": 200, "headers": {}}, bytes(2000))
-        os.utime(cache._path(f"k{i}"), (1000 + i, 1000 + i))  # distinct, ordered ages
-    assert cache.get("k0") is not None  # k0 becomes the most recently used
-    cache.put("k5", {"status": 200, "headers": {}}, bytes(2000))
-    on_disk = sum(p.stat().st_size for p in (tmp_path / "c").iterdir())
-    assert on_disk <= 11_000 and cache.total_bytes == on_disk
-    assert cache.get("k0") is not None and cache.get("k5") is not None
-    assert cache.get("k1") is None  # the least recently used went first
-    cache.put("huge", {"status": 200, "headers": {}}, bytes(20_000))  # larger than it all
-    assert cache.get("huge") is None
-    reopened = serve.DiskCache(tmp_path / "c", 3_000)  # a smaller budget on restart
-    assert sum(p.stat().st_size for p in (tmp_path / "c").iterdir()) <= 3_000
-    assert reopened.get("k5") is not None
+        assert get(proxy.url + f"0/0/0/{i}")[2] == bytes([i]) * 2000
+        (path,) = set(entries()) - seen
+        seen.add(path)
+        os.utime(path, (1000 + i, time.time()))  # distinct, ordered last uses
+    assert len(entries()) == 5
+    assert get(proxy.url + "0/0/0/0")[0] == 200  # from the cache: 0 becomes the newest
+    asked = len(upstream.requests_seen)
+    assert get(proxy.url + "0/0/0/5")[0] == 200  # the sixth: evict
+    on_disk = sum(entries().values()) + 4096 * len(entries())
+    assert on_disk <= cache.max_bytes and cache.total_bytes <= cache.max_bytes
+    for i in (0, 5):  # the newest two are still answered from the cache
+        assert get(proxy.url + f"0/0/0/{i}")[2] == bytes([i]) * 2000
+    assert len(upstream.requests_seen) == asked + 1
+    assert get(proxy.url + "0/0/0/1")[0] == 200  # the least recently used went first
+    assert len(upstream.requests_seen) == asked + 2
+    reopened = serve.DiskCache(tmp_path / "c", 2 * entry)  # a smaller budget on restart
+    assert sum(entries().values()) + 4096 * len(entries()) <= 2 * entry
+    assert reopened.total_bytes <= 2 * entry
 
 
 # --------------------------------------------------------------------------- the script

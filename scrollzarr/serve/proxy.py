@@ -8,8 +8,11 @@ content type (JSON for zarr metadata, else ``application/octet-stream``) and
 upstream URL are proxied; redirects are followed only while they stay under that URL.
 Error bodies name the path and the upstream status, never the user or the password.
 
-Caching: with a :class:`DiskCache`, answers (200, 206 and 404) are kept keyed by the
-full upstream URL and range; a cached 404 expires after ``cache_404_ttl`` seconds. An
+Caching: with a :class:`~scrollzarr.remote.diskcache.DiskCache` (the one the remote
+store reader uses), answers (200, 206 and 404) are kept in the upstream's own place
+(its full URL and the user name), one entry per path and range; the status and the
+passed headers are the entry's metadata. A cached 404 expires after ``cache_404_ttl``
+seconds, data never (eviction alone removes it). An
 upstream that ignores ``Range`` (answers 200 with the whole file) is noticed: from then
 on whole files are fetched once (concurrent requests share one download) and ranges are
 cut from a copy kept on disk or, without a disk cache, in a bounded memory cache.
@@ -24,7 +27,6 @@ import re
 import socket
 import sys
 import threading
-import time
 import urllib.parse
 
 import tornado.httpclient
@@ -32,8 +34,8 @@ import tornado.netutil
 import tornado.web
 
 from ..remote.auth import PASSWORD_ENV, basic_auth_header, check_upstream_url
+from ..remote.diskcache import DiskCache, entry_name
 from .base import IDLE_TIMEOUT, MAX_CONCURRENT, BaseHandler, ThreadedServer
-from .diskcache import DiskCache
 from .ranges import RangeNotSatisfiable, parse_range
 from .static import request_parts
 from .stores import STORE_MARKERS, StoreInfo, allowed_key, content_type
@@ -125,6 +127,9 @@ class ProxyServer(ThreadedServer):
         self._authorization = basic_auth_header(*auth) if auth else None
         self.user = auth[0] if auth else None
         self.cache = cache
+        # the user is part of the place: another account may see other data
+        self._place = None if cache is None else cache.place(
+            f"{self.upstream} (proxy{f', user {self.user}' if self.user else ''})")
         self.timeout = float(timeout)
         self.cache_404_ttl = float(cache_404_ttl)
         self.ignores_range = False  # set once the upstream answers a Range with 200
@@ -255,17 +260,17 @@ class ProxyServer(ThreadedServer):
         """A GET through the caches: the exact range, a whole file (disk or memory),
         then the upstream (one download per URL and range at a time)."""
         url = self.upstream_url(parts)
-        whole_key, exact_key = f"{url}\n", f"{url}\n{wanted}"
+        key = "/".join(parts)
+        whole, exact = entry_name(key), entry_name(key, wanted or "")
         if self.cache is not None:
-            for key in ([exact_key] if wanted else []) + [whole_key]:
-                hit = self.cache.get(key)
+            for name in ([exact] if wanted else []) + [whole]:
+                hit = self.cache.lookup(self._place, name, None, self.cache_404_ttl)
                 if hit is None:
                     continue
-                meta, body = hit
-                if meta["status"] != 404:
-                    return meta["status"], meta["headers"], body
-                if time.time() - meta.get("time", 0.0) <= self.cache_404_ttl:
-                    raise UpstreamError(404, f"/{'/'.join(parts)}: not found upstream")
+                if hit.data is None:
+                    raise UpstreamError(404, f"/{key}: not found upstream")
+                if hit.meta is not None:
+                    return hit.meta["status"], hit.meta["headers"], hit.data
         held = self._bodies.get(url)
         if held is not None:
             return 200, held[0], held[1]
@@ -276,8 +281,7 @@ class ProxyServer(ThreadedServer):
         except UpstreamError as exc:
             if exc.status == 404 and self.cache is not None:
                 # absent chunks are the commonest answer of a sparse store: keep them
-                self.cache.put(whole_key, {"status": 404, "headers": {},
-                                           "time": time.time()}, b"")
+                await self._keep(whole, None, None)
             raise
         if status == 200 and wanted and not _covers_all(wanted, len(body)):
             self.ignores_range = True  # the whole file, whatever was asked
@@ -285,10 +289,17 @@ class ProxyServer(ThreadedServer):
                 self._bodies.put(url, headers, body)
         if self.cache is not None:
             # a 200 is the whole file: key it so any range hits it
-            self.cache.put(whole_key if status == 200 else exact_key,
-                           {"status": status, "headers": headers, "time": time.time()},
-                           body)
+            await self._keep(whole if status == 200 else exact, body,
+                             {"status": status, "headers": headers})
         return status, headers, body
+
+    async def _keep(self, name: str, body: bytes | None, meta: dict | None) -> None:
+        """Store an answer (None: absent upstream) off the event loop (the write is
+        fsync'ed and may evict); a cache that cannot be written costs only the entry."""
+        try:
+            await asyncio.to_thread(self.cache.store, self._place, name, body, meta)
+        except OSError:
+            pass
 
     async def _shared(self, key: tuple, make):
         task = self._inflight.get(key)
