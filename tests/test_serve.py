@@ -110,7 +110,8 @@ def running():
 # echoes the Authorization header back, so a proxy that passed headers on would leak.
 # Switches: redirects (path -> Location), ignore_range, truncated (paths answered with a
 # Content-Length larger than the body, then the connection cut), content_type (sent
-# instead of the neutral one: a proxy must not pass it on).
+# instead of the neutral one: a proxy must not pass it on), busy (path -> how many more
+# requests get 503 Service Unavailable).
 class _UpstreamHandler(serve.StoreFileHandler):
     async def prepare(self):
         super().prepare()
@@ -119,6 +120,11 @@ class _UpstreamHandler(serve.StoreFileHandler):
             self.set_status(401)
             self.set_header("WWW-Authenticate", 'Basic realm="scrolls"')
             self.finish(b"<html>401 Authorization Required</html>")
+            return
+        if self.server.busy.get(self.url_path(), 0) > 0:
+            self.server.busy[self.url_path()] -= 1
+            self.set_status(503)
+            self.finish(b"busy")
             return
         target = self.server.redirects.get(self.url_path())
         if target:
@@ -152,6 +158,7 @@ class Upstream(serve.StoreServer):
         self.redirects: dict = {}
         self.truncated: set = set()
         self.content_type: str | None = None
+        self.busy: dict = {}
 
 
 class _WitnessHandler(serve.StoreFileHandler):
@@ -595,6 +602,29 @@ def test_upstream_short_body_gives_502_and_the_proxy_keeps_serving(tmp_path, run
     assert status == 502 and b"no complete answer" in body
     _assert_nothing_secret(headers, body)
     assert get(proxy.url + "0/0/0/0")[:3:2] == (200, b"data")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_upstream_busy_or_failing_is_asked_again_with_the_remote_retry_policy(
+        tmp_path, running, capfd):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"data", "0/0/0/1": b"more"})
+    upstream = running(Upstream(tmp_path))
+    upstream.busy["/s.zarr/0/0/0/0"] = 2  # two 503s, then the chunk
+    upstream.busy["/s.zarr/0/0/0/1"] = 99  # never answers
+    upstream.truncated.add("/s.zarr/0/0/0/2")
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      attempts=3))
+    assert get(proxy.url + "0/0/0/0")[:3:2] == (200, b"data")
+    assert len(_upstream_gets(upstream, "/s.zarr/0/0/0/0")) == 3
+    status, _, body = get(proxy.url + "0/0/0/1")
+    assert status == 502 and b"HTTP 503 (after 3 attempts)" in body
+    assert len(_upstream_gets(upstream, "/s.zarr/0/0/0/1")) == 3
+    status, _, body = get(proxy.url + "0/0/0/2")  # a body cut short: asked again too
+    assert status == 502 and b"no complete answer" in body and b"after 3" in body
+    wrong = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, "wrong")))
+    before = len(upstream.requests_seen)
+    assert get(wrong.url + "0/0/0/0")[0] == 502
+    assert len(upstream.requests_seen) == before + 1  # a refusal is final at once
     assert "Traceback" not in capfd.readouterr().err
 
 

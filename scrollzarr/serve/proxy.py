@@ -7,6 +7,8 @@ content type (JSON for zarr metadata, else ``application/octet-stream``) and
 ``X-Content-Type-Options: nosniff``. Only zarr metadata files and chunk keys under the
 upstream URL are proxied; redirects are followed only while they stay under that URL.
 Error bodies name the path and the upstream status, never the user or the password.
+Connection errors, timeouts, 429 and 5xx answers are asked again under the remote
+reader's retry policy (``scrollzarr/remote/retry.py``: capped backoff with jitter).
 
 Caching: with a :class:`~scrollzarr.remote.diskcache.DiskCache` (the one the remote
 store reader uses), answers (200, 206 and 404) are kept in the upstream's own place
@@ -33,8 +35,11 @@ import tornado.httpclient
 import tornado.netutil
 import tornado.web
 
+from ..errors import ScrollError
 from ..remote.auth import PASSWORD_ENV, basic_auth_header, check_upstream_url
 from ..remote.diskcache import DiskCache, entry_name
+from ..remote.options import DEFAULT_ATTEMPTS
+from ..remote.retry import with_retries
 from .base import IDLE_TIMEOUT, MAX_CONCURRENT, BaseHandler, ThreadedServer
 from .ranges import RangeNotSatisfiable, parse_range
 from .static import request_parts
@@ -61,6 +66,15 @@ class UpstreamError(Exception):
         self.status = status
         self.message = message
         self.detail = detail or message
+
+
+class _Busy(Exception):
+    """A 429 or 5xx answer, raised so that :func:`~scrollzarr.remote.retry.with_retries`
+    (which reads ``status``) asks again."""
+
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 class _Bodies:
@@ -113,7 +127,8 @@ class ProxyServer(ThreadedServer):
     ``cache``: a :class:`DiskCache` or None; ``timeout``: seconds to connect upstream
     (ten times that for a whole answer); ``cache_404_ttl``: seconds a cached 404 holds;
     ``memory_bytes``: the in-memory budget for whole files of an upstream that ignores
-    ``Range``.
+    ``Range``; ``attempts``: tries per upstream request on connection errors, timeouts,
+    429 and 5xx answers (the remote reader's retry policy).
     """
 
     def __init__(self, upstream: str, auth: tuple[str, str] | None = None,
@@ -121,7 +136,8 @@ class ProxyServer(ThreadedServer):
                  cache: DiskCache | None = None, verbose: bool = False,
                  timeout: float = UPSTREAM_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
                  max_concurrent: int = MAX_CONCURRENT,
-                 cache_404_ttl: float = CACHE_404_TTL, memory_bytes: int = MEMORY_BYTES):
+                 cache_404_ttl: float = CACHE_404_TTL, memory_bytes: int = MEMORY_BYTES,
+                 attempts: int = DEFAULT_ATTEMPTS):
         self.upstream = check_upstream_url(upstream)
         self._prefix = urllib.parse.urlsplit(self.upstream)
         self._authorization = basic_auth_header(*auth) if auth else None
@@ -131,6 +147,7 @@ class ProxyServer(ThreadedServer):
         self._place = None if cache is None else cache.place(
             f"{self.upstream} (proxy{f', user {self.user}' if self.user else ''})")
         self.timeout = float(timeout)
+        self.attempts = int(attempts)
         self.cache_404_ttl = float(cache_404_ttl)
         self.ignores_range = False  # set once the upstream answers a Range with 200
         self._bodies = _Bodies(int(memory_bytes))
@@ -227,15 +244,24 @@ class ProxyServer(ThreadedServer):
             url, method=method, headers=headers, follow_redirects=False,
             decompress_response=False, connect_timeout=self.timeout,
             request_timeout=10 * self.timeout)
-        try:
+
+        async def once() -> tornado.httpclient.HTTPResponse:
             resp = await client.fetch(request, raise_error=False)
-        except Exception as exc:  # DNS, TLS, refused, timed out, body cut short
+            if resp.code == 599:  # timed out, or the connection dropped
+                raise resp.error
+            if resp.code == 429 or resp.code >= 500:
+                raise _Busy(resp.code)
+            return resp
+
+        try:
+            return await with_retries(once, shown, self.attempts)
+        except ScrollError as exc:  # "<shown>: <reason> (after N attempts)"
+            why = str(exc)[len(shown) + 2:]
+            if isinstance(exc.__cause__, _Busy):
+                raise UpstreamError(502, f"{shown}: upstream answered {why}") from None
+            # DNS, TLS, refused, timed out, body cut short
             raise UpstreamError(502, f"{shown}: no complete answer from upstream "
-                                     f"({type(exc).__name__}: {exc})") from None
-        if resp.code == 599:
-            raise UpstreamError(502, f"{shown}: no complete answer from upstream "
-                                     f"({type(resp.error).__name__}: {resp.error})")
-        return resp
+                                     f"({why})") from None
 
     def _answer(self, resp, shown: str, method: str) -> tuple[int, dict, bytes]:
         code = resp.code
