@@ -573,6 +573,7 @@ def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "scrollzarr" / "stores"
+    assert default_cache_dir("proxy") == tmp_path / "scrollzarr" / "proxy"
 
 
 class _FlakyHandler(_QuietHandler):

@@ -742,6 +742,30 @@ def test_script_prints_one_url_per_store_and_serves_until_ctrl_c(tmp_path):
     assert code == 0, err
 
 
+def test_script_proxy_cache_survives_a_restart_in_the_default_place(tmp_path, running):
+    vol = block_volume()
+    make_store(tmp_path / "s.zarr", vol)
+    upstream = running(Upstream(tmp_path))
+    env = {serve.PASSWORD_ENV: PASSWORD, "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    chunk_gets = []
+    for _ in range(2):  # the second run finds the first run's chunks on disk
+        proc = start_script("--proxy", upstream.url + "s.zarr", "--user", USER,
+                            "--port", 0, "--cache_gb", 0.01, "--quiet", env=env)
+        try:
+            (url,) = read_urls(proc, 1)
+            group = zarr.open_group(url.removeprefix("zarr2://"), mode="r")
+            np.testing.assert_array_equal(group["0"][...], vol)
+        finally:
+            code, _, err = stop_script(proc)
+        assert code == 0, err
+        chunk_gets.append(sum(1 for m, p, s in upstream.requests_seen
+                              if m == "GET" and p.startswith("/s.zarr/0/") and s == 200))
+    assert chunk_gets[0] > 0 and chunk_gets[1] == chunk_gets[0]  # none asked again
+    (label,) = (tmp_path / "xdg" / "scrollzarr" / "proxy").glob("*/location")
+    assert label.read_text().startswith(upstream.url + "s.zarr/")
+
+
 def test_script_single_store_url_names_the_store(tmp_path):
     make_store(tmp_path / "scroll.zarr", block_volume())
     proc = start_script(tmp_path / "scroll.zarr", "--port", 0, "--quiet")
