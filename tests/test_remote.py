@@ -32,7 +32,7 @@ from scrollzarr.errors import ScrollError
 from scrollzarr.ngff import open_volume
 from scrollzarr.ppm import write_ppm
 from scrollzarr.remote import RemoteOptions, open_store
-from scrollzarr.remote.diskcache import DiskCache
+from scrollzarr.remote.diskcache import DiskCache, Hit
 
 SHAPE = (48, 64, 80)  # (z, y, x)
 CHUNK = 16
@@ -506,6 +506,33 @@ def test_least_recently_used_entries_are_evicted_first(tmp_path):
     assert cache.total_bytes <= cache.max_bytes
 
 
+def test_an_entry_keeps_its_metadata_and_one_kind_replaces_another(tmp_path):
+    cache = DiskCache(tmp_path / "c", 1_000_000)
+    place = cache.place("http://host/s.zarr/ (proxy)")
+    name = "%064x" % 7
+    cache.store(place, name, b"\n{body}\n", {"status": 206, "headers": {"ETag": '"x"'}})
+    hit = cache.lookup(place, name, None, 3600)
+    assert hit == Hit(b"\n{body}\n", {"status": 206, "headers": {"ETag": '"x"'}})
+    cache.store(place, name, None)  # vanished upstream
+    assert cache.lookup(place, name, None, 3600) == Hit(None)
+    time.sleep(0.01)
+    assert cache.lookup(place, name, None, 0) is None  # older than its time to live
+    cache.store(place, name, b"plain")  # back, without metadata
+    assert cache.lookup(place, name, None, 3600) == Hit(b"plain")
+    assert sorted(p.name for p in (place / name[:2]).iterdir()) == [name]  # one kind
+
+
+def test_a_cache_reopened_with_a_smaller_bound_evicts_at_once(tmp_path):
+    cache = DiskCache(tmp_path / "c", 100 * (1000 + 4096))
+    place = cache.place("http://host/s.zarr")
+    for i in range(20):
+        cache.store(place, f"{i:064x}", b"x" * 1000, {"status": 200})
+    smaller = DiskCache(tmp_path / "c", 5 * (1000 + 4096))
+    assert smaller.total_bytes <= smaller.max_bytes and smaller.evictions > 0
+    files = [p for p in place.rglob("*.meta")]
+    assert 0 < len(files) <= 5
+
+
 def test_two_renders_sharing_a_small_cache_at_once_both_equal_local(
         published, tmp_path, running):
     root, ppm, local = published
@@ -546,6 +573,7 @@ def test_default_cache_dir_follows_xdg_cache_home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "scrollzarr" / "stores"
+    assert default_cache_dir("proxy") == tmp_path / "scrollzarr" / "proxy"
 
 
 class _FlakyHandler(_QuietHandler):

@@ -110,7 +110,8 @@ def running():
 # echoes the Authorization header back, so a proxy that passed headers on would leak.
 # Switches: redirects (path -> Location), ignore_range, truncated (paths answered with a
 # Content-Length larger than the body, then the connection cut), content_type (sent
-# instead of the neutral one: a proxy must not pass it on).
+# instead of the neutral one: a proxy must not pass it on), busy (path -> how many more
+# requests get 503 Service Unavailable).
 class _UpstreamHandler(serve.StoreFileHandler):
     async def prepare(self):
         super().prepare()
@@ -119,6 +120,11 @@ class _UpstreamHandler(serve.StoreFileHandler):
             self.set_status(401)
             self.set_header("WWW-Authenticate", 'Basic realm="scrolls"')
             self.finish(b"<html>401 Authorization Required</html>")
+            return
+        if self.server.busy.get(self.url_path(), 0) > 0:
+            self.server.busy[self.url_path()] -= 1
+            self.set_status(503)
+            self.finish(b"busy")
             return
         target = self.server.redirects.get(self.url_path())
         if target:
@@ -152,6 +158,7 @@ class Upstream(serve.StoreServer):
         self.redirects: dict = {}
         self.truncated: set = set()
         self.content_type: str | None = None
+        self.busy: dict = {}
 
 
 class _WitnessHandler(serve.StoreFileHandler):
@@ -519,7 +526,9 @@ def test_proxy_cache_answers_repeats_without_the_upstream(tmp_path, running):
     assert len(upstream.requests_seen) == asked  # all four from the cache
     assert [(s, b) for s, _, b in again] == [(s, b) for s, _, b in first]
     assert [s for s, _, _ in again] == [200, 404, 200, 206]
-    for path in (tmp_path / "cache").iterdir():
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len([p for p in files if p.suffix in (".meta", ".missing")]) == 3
+    for path in files:
         data = path.read_bytes()
         assert all(s.encode() not in data for s in SECRETS)
 
@@ -596,6 +605,29 @@ def test_upstream_short_body_gives_502_and_the_proxy_keeps_serving(tmp_path, run
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_upstream_busy_or_failing_is_asked_again_with_the_remote_retry_policy(
+        tmp_path, running, capfd):
+    raw_store(tmp_path / "s.zarr", {"0/0/0/0": b"data", "0/0/0/1": b"more"})
+    upstream = running(Upstream(tmp_path))
+    upstream.busy["/s.zarr/0/0/0/0"] = 2  # two 503s, then the chunk
+    upstream.busy["/s.zarr/0/0/0/1"] = 99  # never answers
+    upstream.truncated.add("/s.zarr/0/0/0/2")
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      attempts=3))
+    assert get(proxy.url + "0/0/0/0")[:3:2] == (200, b"data")
+    assert len(_upstream_gets(upstream, "/s.zarr/0/0/0/0")) == 3
+    status, _, body = get(proxy.url + "0/0/0/1")
+    assert status == 502 and b"HTTP 503 (after 3 attempts)" in body
+    assert len(_upstream_gets(upstream, "/s.zarr/0/0/0/1")) == 3
+    status, _, body = get(proxy.url + "0/0/0/2")  # a body cut short: asked again too
+    assert status == 502 and b"no complete answer" in body and b"after 3" in body
+    wrong = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, "wrong")))
+    before = len(upstream.requests_seen)
+    assert get(wrong.url + "0/0/0/0")[0] == 502
+    assert len(upstream.requests_seen) == before + 1  # a refusal is final at once
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_upstream_ignoring_range_is_downloaded_once(tmp_path, running):
     data = bytes(range(256)) * 64
     raw_store(tmp_path / "s.zarr", {"0/c/0/0/0": data}, marker="zarr.json")
@@ -627,22 +659,40 @@ def test_a_whole_file_range_answered_200_is_not_taken_for_ignoring_range(tmp_pat
     assert ("GET", "/s.zarr/0/c/0/0/0", 206) in upstream.requests_seen  # asked as a range
 
 
-def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path):
-    cache = serve.DiskCache(tmp_path / "c", 11_000)  # five entries fit, six do not
+def test_disk_cache_stays_within_its_budget_and_evicts_least_recent(tmp_path, running):
+    # the proxy's answers in the remote reader's cache: 2000-byte chunks, each accounted
+    # with its status line and the cache's per-file overhead
+    raw_store(tmp_path / "s.zarr", {f"0/0/0/{i}": bytes([i]) * 2000 for i in range(7)})
+    upstream = running(Upstream(tmp_path))
+    entry = 2000 + 200 + 4096  # body, JSON status line (~120 bytes), overhead
+    cache = serve.DiskCache(tmp_path / "c", 5 * entry)  # five entries fit, six do not
+    proxy = running(serve.ProxyServer(upstream.url + "s.zarr/", (USER, PASSWORD),
+                                      cache=cache))
+    place = next(p for p in (tmp_path / "c").iterdir() if p.is_dir())
+
+    def entries():
+        return {p: p.stat().st_size for p in place.rglob("*.meta")}
+
+    seen: set = set()
     for i in range(5):
-        cache.put(f"k{i}", {"status": 200, "headers": {}}, bytes(2000))
-        os.utime(cache._path(f"k{i}"), (1000 + i, 1000 + i))  # distinct, ordered ages
-    assert cache.get("k0") is not None  # k0 becomes the most recently used
-    cache.put("k5", {"status": 200, "headers": {}}, bytes(2000))
-    on_disk = sum(p.stat().st_size for p in (tmp_path / "c").iterdir())
-    assert on_disk <= 11_000 and cache.total_bytes == on_disk
-    assert cache.get("k0") is not None and cache.get("k5") is not None
-    assert cache.get("k1") is None  # the least recently used went first
-    cache.put("huge", {"status": 200, "headers": {}}, bytes(20_000))  # larger than it all
-    assert cache.get("huge") is None
-    reopened = serve.DiskCache(tmp_path / "c", 3_000)  # a smaller budget on restart
-    assert sum(p.stat().st_size for p in (tmp_path / "c").iterdir()) <= 3_000
-    assert reopened.get("k5") is not None
+        assert get(proxy.url + f"0/0/0/{i}")[2] == bytes([i]) * 2000
+        (path,) = set(entries()) - seen
+        seen.add(path)
+        os.utime(path, (1000 + i, time.time()))  # distinct, ordered last uses
+    assert len(entries()) == 5
+    assert get(proxy.url + "0/0/0/0")[0] == 200  # from the cache: 0 becomes the newest
+    asked = len(upstream.requests_seen)
+    assert get(proxy.url + "0/0/0/5")[0] == 200  # the sixth: evict
+    on_disk = sum(entries().values()) + 4096 * len(entries())
+    assert on_disk <= cache.max_bytes and cache.total_bytes <= cache.max_bytes
+    for i in (0, 5):  # the newest two are still answered from the cache
+        assert get(proxy.url + f"0/0/0/{i}")[2] == bytes([i]) * 2000
+    assert len(upstream.requests_seen) == asked + 1
+    assert get(proxy.url + "0/0/0/1")[0] == 200  # the least recently used went first
+    assert len(upstream.requests_seen) == asked + 2
+    reopened = serve.DiskCache(tmp_path / "c", 2 * entry)  # a smaller budget on restart
+    assert sum(entries().values()) + 4096 * len(entries()) <= 2 * entry
+    assert reopened.total_bytes <= 2 * entry
 
 
 # --------------------------------------------------------------------------- the script
@@ -690,6 +740,30 @@ def test_script_prints_one_url_per_store_and_serves_until_ctrl_c(tmp_path):
     finally:
         code, _, err = stop_script(proc)
     assert code == 0, err
+
+
+def test_script_proxy_cache_survives_a_restart_in_the_default_place(tmp_path, running):
+    vol = block_volume()
+    make_store(tmp_path / "s.zarr", vol)
+    upstream = running(Upstream(tmp_path))
+    env = {serve.PASSWORD_ENV: PASSWORD, "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    chunk_gets = []
+    for _ in range(2):  # the second run finds the first run's chunks on disk
+        proc = start_script("--proxy", upstream.url + "s.zarr", "--user", USER,
+                            "--port", 0, "--cache_gb", 0.01, "--quiet", env=env)
+        try:
+            (url,) = read_urls(proc, 1)
+            group = zarr.open_group(url.removeprefix("zarr2://"), mode="r")
+            np.testing.assert_array_equal(group["0"][...], vol)
+        finally:
+            code, _, err = stop_script(proc)
+        assert code == 0, err
+        chunk_gets.append(sum(1 for m, p, s in upstream.requests_seen
+                              if m == "GET" and p.startswith("/s.zarr/0/") and s == 200))
+    assert chunk_gets[0] > 0 and chunk_gets[1] == chunk_gets[0]  # none asked again
+    (label,) = (tmp_path / "xdg" / "scrollzarr" / "proxy").glob("*/location")
+    assert label.read_text().startswith(upstream.url + "s.zarr/")
 
 
 def test_script_single_store_url_names_the_store(tmp_path):

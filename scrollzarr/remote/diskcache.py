@@ -5,10 +5,14 @@ Layout under the root (``--cache_dir``)::
     ROOT/.lock                        flock'ed while evicting
     ROOT/<store id>/location          the store's full location, for people looking
     ROOT/<store id>/<hh>/<sha256>     bytes of one object (or one byte range of it)
+    ROOT/<store id>/<hh>/<sha256>.meta      a small JSON dict (one line), then the bytes
     ROOT/<store id>/<hh>/<sha256>.missing   the object was absent (HTTP 404 / NoSuchKey)
 
 ``<store id>`` is a readable slug plus a hash of the store's full location, so two stores
-never share entries; ``<sha256>`` hashes the key and byte range inside the store.
+never share entries; ``<sha256>`` hashes the key and byte range inside the store. An entry
+is of one kind at a time: writing one kind removes the others. ``.meta`` entries are for
+users that must keep something beside the bytes (the proxy keeps an answer's status
+headers); the zarr store wrapper keeps plain bytes.
 
 Times: an entry's mtime is when it was fetched (its age, for the time-to-live of
 metadata and of absent objects); its atime is set on every use and orders eviction
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -34,6 +39,8 @@ from ..errors import ScrollError
 
 #: Suffix of a remembered absence.
 MISSING = ".missing"
+#: Suffix of bytes kept with a metadata dict (a JSON line before the bytes).
+META = ".meta"
 #: Prefix of temporary files (a killed process may leave some; eviction removes old ones).
 TEMP = ".tmp-"
 #: Evict down to this fraction of the bound, so that eviction is not run on every write.
@@ -46,9 +53,11 @@ STALE_TEMP = 3600.0
 
 @dataclass(frozen=True)
 class Hit:
-    """A cache hit: ``data`` is the object's bytes, or None for a remembered absence."""
+    """A cache hit: ``data`` is the object's bytes, or None for a remembered absence;
+    ``meta`` is the dict stored with the bytes (None when none was)."""
 
     data: bytes | None
+    meta: dict | None = None
 
 
 def store_id(location: str) -> str:
@@ -86,9 +95,11 @@ class DiskCache:
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise ScrollError(f"--cache_dir {root}: not writable")
         self._lock = threading.Lock()
+        self.evictions = 0
         self._total = self._walk(evict=False)
         self._written_since_walk = 0
-        self.evictions = 0
+        if self._total > self.max_bytes:  # reopened with a smaller bound
+            self.evict()
 
     # --- per-store places -----------------------------------------------------------------
 
@@ -111,15 +122,20 @@ class DiskCache:
         ``missing_max_age``, else None (not cached, expired, or evicted meanwhile)."""
         path = place / name[:2] / name
         now = time.time()
-        try:
-            with open(path, "rb") as f:
-                if max_age is not None and now - os.fstat(f.fileno()).st_mtime > max_age:
-                    return None
-                data = f.read()
-            self._touch(path, now)
-            return Hit(data)
-        except FileNotFoundError:
-            pass
+        for suffix in ("", META):
+            try:
+                with open(path.with_name(name + suffix), "rb") as f:
+                    if (max_age is not None
+                            and now - os.fstat(f.fileno()).st_mtime > max_age):
+                        return None
+                    meta = json.loads(f.readline()) if suffix else None
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            except ValueError:  # not written by store(): treat as not cached
+                return None
+            self._touch(path.with_name(name + suffix), now)
+            return Hit(data, meta)
         gone = path.with_name(name + MISSING)
         try:
             mtime = gone.stat().st_mtime
@@ -130,23 +146,25 @@ class DiskCache:
         self._touch(gone, now)
         return Hit(None)
 
-    def store(self, place: Path, name: str, data: bytes | None) -> None:
-        """Remember ``data`` (None: the object is absent) as entry ``name`` of ``place``,
-        replacing an older entry of either kind; then evict if the bound is passed. An
-        entry bigger than the whole bound is not kept."""
-        size = (0 if data is None else len(data)) + OVERHEAD
+    def store(self, place: Path, name: str, data: bytes | None,
+              meta: dict | None = None) -> None:
+        """Remember ``data`` (None: the object is absent), with ``meta`` (a small
+        JSON-able dict, or None) beside it, as entry ``name`` of ``place``, replacing an
+        older entry of any kind; then evict if the bound is passed. An entry bigger than
+        the whole bound is not kept."""
+        header = b"" if data is None or meta is None else json.dumps(meta).encode() + b"\n"
+        size = len(header) + (0 if data is None else len(data)) + OVERHEAD
         if size > self.max_bytes:
             return
         directory = place / name[:2]
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / name
-        self._write_file(path.with_name(name + MISSING) if data is None else path,
-                         data or b"")
-        stale = path if data is None else path.with_name(name + MISSING)
-        try:
-            stale.unlink()  # the object appeared (or vanished) since that entry
-        except FileNotFoundError:
-            pass
+        kind = MISSING if data is None else META if header else ""
+        self._write_file(directory / (name + kind), header + (data or b""))
+        for other in {"", META, MISSING} - {kind}:
+            try:  # the object appeared (or vanished, or changed kind) since that entry
+                (directory / (name + other)).unlink()
+            except FileNotFoundError:
+                pass
         with self._lock:
             self._total += size
             self._written_since_walk += size

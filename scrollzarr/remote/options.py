@@ -21,11 +21,13 @@ DEFAULT_CACHE_TTL = 3600.0
 DEFAULT_ATTEMPTS = 4
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/scrollzarr/stores`` (``~/.cache/scrollzarr/stores`` without it)."""
+def default_cache_dir(name: str = "stores") -> Path:
+    """``$XDG_CACHE_HOME/scrollzarr/<name>`` (``~/.cache/scrollzarr/<name>`` without it):
+    ``stores`` for the readers, ``proxy`` for ``serve_ome.py --proxy`` (a root of its own,
+    since each root has one bound)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
                                                             ".cache")
-    return Path(base) / "scrollzarr" / "stores"
+    return Path(base) / "scrollzarr" / name
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One retry policy for every remote request, whatever library made it.
 
-Hand-written on purpose: aiohttp and fsspec's HTTP filesystem do not retry at all, while
+Hand-written on purpose: aiohttp, fsspec's HTTP filesystem and tornado's client (the
+proxy's) do not retry at all, while
 s3fs and botocore each retry their own error sets with their own backoffs (multiplying
 each other's attempts). Both libraries are set to a single attempt and this wrapper
 decides: connection errors, timeouts, 429 and 5xx answers are retried with capped
@@ -55,8 +56,8 @@ def is_transient(exc: BaseException) -> bool:
         return True  # aiohttp's connection errors are OSErrors too
     name = type(exc).__name__
     module = type(exc).__module__ or ""
-    if module.startswith("aiohttp"):  # ServerDisconnectedError, ClientPayloadError ...
-        return True
+    if module.startswith(("aiohttp", "tornado")):  # ServerDisconnectedError,
+        return True  # ClientPayloadError, HTTPTimeoutError, HTTPStreamClosedError ...
     if module.startswith("botocore"):  # EndpointConnectionError, ReadTimeoutError ...
         return "Connection" in name or "Timeout" in name or "HTTPClient" in name
     return False

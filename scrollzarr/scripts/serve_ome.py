@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import cli
 from ..errors import ScrollError
 from .. import serve
+from ..remote.options import default_cache_dir
 
 LOCAL = "127.0.0.1"
 
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--proxy: keep fetched data in an on-disk cache of at most this "
                         "many GB (default 0 = no cache)")
     p.add_argument("--cache_dir", default=None,
-                   help="--proxy: cache directory (default ~/.cache/scrollzarr/proxy/...)")
+                   help="--proxy: cache directory (default ~/.cache/scrollzarr/proxy); "
+                        "each upstream gets its own place in it")
     p.add_argument("--cache_404_ttl", type=cli.number(float, minimum=0), default=None,
                    help="--proxy --cache_gb: seconds a cached 'not found upstream' is "
                         f"believed before asking again (default {serve.CACHE_404_TTL:g})")
@@ -144,8 +146,7 @@ def _proxy(args: argparse.Namespace, address, limits: dict):
                  "credentials", args.quiet)
     cache = None
     if args.cache_gb > 0:
-        directory = Path(args.cache_dir) if args.cache_dir else serve.default_cache_dir(
-            upstream)
+        directory = Path(args.cache_dir) if args.cache_dir else default_cache_dir("proxy")
         cache = serve.DiskCache(directory, int(args.cache_gb * 1e9))
         cli.note(f"cache: {directory} (at most {args.cache_gb:g} GB)", args.quiet)
     ttl = serve.CACHE_404_TTL if args.cache_404_ttl is None else args.cache_404_ttl

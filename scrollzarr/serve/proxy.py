@@ -7,9 +7,14 @@ content type (JSON for zarr metadata, else ``application/octet-stream``) and
 ``X-Content-Type-Options: nosniff``. Only zarr metadata files and chunk keys under the
 upstream URL are proxied; redirects are followed only while they stay under that URL.
 Error bodies name the path and the upstream status, never the user or the password.
+Connection errors, timeouts, 429 and 5xx answers are asked again under the remote
+reader's retry policy (``scrollzarr/remote/retry.py``: capped backoff with jitter).
 
-Caching: with a :class:`DiskCache`, answers (200, 206 and 404) are kept keyed by the
-full upstream URL and range; a cached 404 expires after ``cache_404_ttl`` seconds. An
+Caching: with a :class:`~scrollzarr.remote.diskcache.DiskCache` (the one the remote
+store reader uses), answers (200, 206 and 404) are kept in the upstream's own place
+(its full URL and the user name), one entry per path and range; the status and the
+passed headers are the entry's metadata. A cached 404 expires after ``cache_404_ttl``
+seconds, data never (eviction alone removes it). An
 upstream that ignores ``Range`` (answers 200 with the whole file) is noticed: from then
 on whole files are fetched once (concurrent requests share one download) and ranges are
 cut from a copy kept on disk or, without a disk cache, in a bounded memory cache.
@@ -24,16 +29,18 @@ import re
 import socket
 import sys
 import threading
-import time
 import urllib.parse
 
 import tornado.httpclient
 import tornado.netutil
 import tornado.web
 
+from ..errors import ScrollError
 from ..remote.auth import PASSWORD_ENV, basic_auth_header, check_upstream_url
+from ..remote.diskcache import DiskCache, entry_name
+from ..remote.options import DEFAULT_ATTEMPTS
+from ..remote.retry import with_retries
 from .base import IDLE_TIMEOUT, MAX_CONCURRENT, BaseHandler, ThreadedServer
-from .diskcache import DiskCache
 from .ranges import RangeNotSatisfiable, parse_range
 from .static import request_parts
 from .stores import STORE_MARKERS, StoreInfo, allowed_key, content_type
@@ -59,6 +66,15 @@ class UpstreamError(Exception):
         self.status = status
         self.message = message
         self.detail = detail or message
+
+
+class _Busy(Exception):
+    """A 429 or 5xx answer, raised so that :func:`~scrollzarr.remote.retry.with_retries`
+    (which reads ``status``) asks again."""
+
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 class _Bodies:
@@ -111,7 +127,8 @@ class ProxyServer(ThreadedServer):
     ``cache``: a :class:`DiskCache` or None; ``timeout``: seconds to connect upstream
     (ten times that for a whole answer); ``cache_404_ttl``: seconds a cached 404 holds;
     ``memory_bytes``: the in-memory budget for whole files of an upstream that ignores
-    ``Range``.
+    ``Range``; ``attempts``: tries per upstream request on connection errors, timeouts,
+    429 and 5xx answers (the remote reader's retry policy).
     """
 
     def __init__(self, upstream: str, auth: tuple[str, str] | None = None,
@@ -119,13 +136,18 @@ class ProxyServer(ThreadedServer):
                  cache: DiskCache | None = None, verbose: bool = False,
                  timeout: float = UPSTREAM_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
                  max_concurrent: int = MAX_CONCURRENT,
-                 cache_404_ttl: float = CACHE_404_TTL, memory_bytes: int = MEMORY_BYTES):
+                 cache_404_ttl: float = CACHE_404_TTL, memory_bytes: int = MEMORY_BYTES,
+                 attempts: int = DEFAULT_ATTEMPTS):
         self.upstream = check_upstream_url(upstream)
         self._prefix = urllib.parse.urlsplit(self.upstream)
         self._authorization = basic_auth_header(*auth) if auth else None
         self.user = auth[0] if auth else None
         self.cache = cache
+        # the user is part of the place: another account may see other data
+        self._place = None if cache is None else cache.place(
+            f"{self.upstream} (proxy{f', user {self.user}' if self.user else ''})")
         self.timeout = float(timeout)
+        self.attempts = int(attempts)
         self.cache_404_ttl = float(cache_404_ttl)
         self.ignores_range = False  # set once the upstream answers a Range with 200
         self._bodies = _Bodies(int(memory_bytes))
@@ -222,15 +244,24 @@ class ProxyServer(ThreadedServer):
             url, method=method, headers=headers, follow_redirects=False,
             decompress_response=False, connect_timeout=self.timeout,
             request_timeout=10 * self.timeout)
-        try:
+
+        async def once() -> tornado.httpclient.HTTPResponse:
             resp = await client.fetch(request, raise_error=False)
-        except Exception as exc:  # DNS, TLS, refused, timed out, body cut short
+            if resp.code == 599:  # timed out, or the connection dropped
+                raise resp.error
+            if resp.code == 429 or resp.code >= 500:
+                raise _Busy(resp.code)
+            return resp
+
+        try:
+            return await with_retries(once, shown, self.attempts)
+        except ScrollError as exc:  # "<shown>: <reason> (after N attempts)"
+            why = str(exc)[len(shown) + 2:]
+            if isinstance(exc.__cause__, _Busy):
+                raise UpstreamError(502, f"{shown}: upstream answered {why}") from None
+            # DNS, TLS, refused, timed out, body cut short
             raise UpstreamError(502, f"{shown}: no complete answer from upstream "
-                                     f"({type(exc).__name__}: {exc})") from None
-        if resp.code == 599:
-            raise UpstreamError(502, f"{shown}: no complete answer from upstream "
-                                     f"({type(resp.error).__name__}: {resp.error})")
-        return resp
+                                     f"({why})") from None
 
     def _answer(self, resp, shown: str, method: str) -> tuple[int, dict, bytes]:
         code = resp.code
@@ -255,17 +286,17 @@ class ProxyServer(ThreadedServer):
         """A GET through the caches: the exact range, a whole file (disk or memory),
         then the upstream (one download per URL and range at a time)."""
         url = self.upstream_url(parts)
-        whole_key, exact_key = f"{url}\n", f"{url}\n{wanted}"
+        key = "/".join(parts)
+        whole, exact = entry_name(key), entry_name(key, wanted or "")
         if self.cache is not None:
-            for key in ([exact_key] if wanted else []) + [whole_key]:
-                hit = self.cache.get(key)
+            for name in ([exact] if wanted else []) + [whole]:
+                hit = self.cache.lookup(self._place, name, None, self.cache_404_ttl)
                 if hit is None:
                     continue
-                meta, body = hit
-                if meta["status"] != 404:
-                    return meta["status"], meta["headers"], body
-                if time.time() - meta.get("time", 0.0) <= self.cache_404_ttl:
-                    raise UpstreamError(404, f"/{'/'.join(parts)}: not found upstream")
+                if hit.data is None:
+                    raise UpstreamError(404, f"/{key}: not found upstream")
+                if hit.meta is not None:
+                    return hit.meta["status"], hit.meta["headers"], hit.data
         held = self._bodies.get(url)
         if held is not None:
             return 200, held[0], held[1]
@@ -276,8 +307,7 @@ class ProxyServer(ThreadedServer):
         except UpstreamError as exc:
             if exc.status == 404 and self.cache is not None:
                 # absent chunks are the commonest answer of a sparse store: keep them
-                self.cache.put(whole_key, {"status": 404, "headers": {},
-                                           "time": time.time()}, b"")
+                await self._keep(whole, None, None)
             raise
         if status == 200 and wanted and not _covers_all(wanted, len(body)):
             self.ignores_range = True  # the whole file, whatever was asked
@@ -285,10 +315,17 @@ class ProxyServer(ThreadedServer):
                 self._bodies.put(url, headers, body)
         if self.cache is not None:
             # a 200 is the whole file: key it so any range hits it
-            self.cache.put(whole_key if status == 200 else exact_key,
-                           {"status": status, "headers": headers, "time": time.time()},
-                           body)
+            await self._keep(whole if status == 200 else exact, body,
+                             {"status": status, "headers": headers})
         return status, headers, body
+
+    async def _keep(self, name: str, body: bytes | None, meta: dict | None) -> None:
+        """Store an answer (None: absent upstream) off the event loop (the write is
+        fsync'ed and may evict); a cache that cannot be written costs only the entry."""
+        try:
+            await asyncio.to_thread(self.cache.store, self._place, name, body, meta)
+        except OSError:
+            pass
 
     async def _shared(self, key: tuple, make):
         task = self._inflight.get(key)
