@@ -244,6 +244,38 @@ def check_replaceable(out_dir: Path, names: Sequence[str], earlier: Sequence[str
                               "choose another OUT_DIR")
 
 
+def signature(path: Path) -> list[int]:
+    """What identifies a file we wrote: ``[size in bytes, mtime in ns]``."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def read_elsewhere(out_dir: Path | None) -> dict[str, list[int]]:
+    """Files outside ``out_dir`` (a STACK.tif beside it) that the last render into it
+    wrote: ``{resolved path: signature}``; {} without a manifest."""
+    if out_dir is None:
+        return {}
+    try:
+        doc = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}  # read_manifest has already named an unreadable manifest
+    found = doc.get("elsewhere") if isinstance(doc, dict) else None
+    return {k: v for k, v in found.items() if isinstance(v, list)} if isinstance(
+        found, dict) else {}
+
+
+def check_replaceable_elsewhere(path: Path, recorded: dict[str, list[int]]) -> None:
+    """Refuse to overwrite ``path`` (outside OUT_DIR) unless the last render into OUT_DIR
+    wrote it and it is unchanged since (same size and modification time)."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    key = os.path.realpath(path)
+    if not path.is_file() or recorded.get(key) != signature(path):
+        raise ScrollError(f"{path}: exists and was not written by an earlier render into "
+                          f"this OUT_DIR (or was changed since); move it away or choose "
+                          "another path")
+
+
 def remove_stale(out_dir: Path, earlier: Sequence[str], keep: Sequence[str]) -> None:
     """Delete the regular files of the earlier render that this one did not rewrite."""
     keep_set = set(keep)

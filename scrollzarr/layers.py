@@ -59,7 +59,8 @@ from .errors import ScrollError
 from .layer_checks import (Extent, check_inside, outside_error, precheck_surface, resolved,
                            store_input, surface_inputs)
 from .layer_outputs import (PARTIAL, STACK_METHODS, Previews, Strips, TiffOutputs,
-                            ZarrOutput, check_replaceable, read_manifest, remove_stale,
+                            ZarrOutput, check_replaceable, check_replaceable_elsewhere,
+                            read_elsewhere, read_manifest, remove_stale, signature,
                             stack_image, write_manifest)
 from .ngff import Volume, open_volume
 from .ppm import Ppm
@@ -314,6 +315,11 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
         ours = [p.name for p in paths + preview_paths
                 if resolved(p.parent) == resolved(out_dir)]
         check_replaceable(out_dir, ours, earlier)
+    # a STACK.tif outside OUT_DIR: replaced only if the last render into OUT_DIR wrote it
+    recorded = read_elsewhere(out_dir)
+    elsewhere = [p for p in paths if out_dir is None or resolved(p.parent) != resolved(out_dir)]
+    for path in elsewhere:
+        check_replaceable_elsewhere(path, recorded)
     _prepare_dirs(out_dir, paths, surface.height * surface.width * dtype.itemsize)
 
     cache = ChunkCache(volume.array, int(cache_gb * 2**30))
@@ -339,7 +345,8 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
             zarr_out.finish()
         if out_dir is not None:
             # while old files give way to new ones, the manifest covers both sets
-            write_manifest(out_dir, sorted(set(earlier) | set(ours)), {"complete": False})
+            write_manifest(out_dir, sorted(set(earlier) | set(ours)),
+                           {"complete": False, "elsewhere": recorded})
         tiffs.finish()
         for src, dst in zip(partial, preview_paths):
             os.replace(src, dst)
@@ -352,7 +359,8 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
         raise
     if out_dir is not None:
         remove_stale(out_dir, earlier, ours)
-        write_manifest(out_dir, ours, {"complete": True, **about})
+        made = {os.path.realpath(p): signature(p) for p in elsewhere}
+        write_manifest(out_dir, ours, {"complete": True, **about, "elsewhere": made})
     return stats
 
 

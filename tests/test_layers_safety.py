@@ -193,3 +193,25 @@ def test_bad_numbers_are_one_line_naming_the_option(tmp_path, option, value):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert f"argument {option}" in proc.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_a_stack_image_outside_out_dir_is_replaced_only_if_our_last_render_wrote_it(scene):
+    args = [scene / "seg.ppm", scene / "vol.zarr", scene / "earlier",
+            "--number_of_layers", 5, "--number_of_stacked_layers", 3]
+    # the earlier render wrote earlier_stack.tif beside its OUT_DIR: a re-render replaces it
+    proc = run(*args[:3], scene / "earlier_stack.tif", *args[3:])
+    assert proc.returncode == 0, proc.stderr
+    # a file of the user's at the stack path is never replaced
+    before = snapshot(scene)
+    proc = run(*args[:3], scene / "notes.txt", *args[3:])
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert f"{scene / 'notes.txt'}: exists and was not written by an earlier render" \
+        in proc.stderr
+    assert snapshot(scene) == before
+    # nor is our own stack once somebody changed it
+    with open(scene / "earlier_stack.tif", "ab") as fh:
+        fh.write(b"edited")
+    before = snapshot(scene)
+    proc = run(*args[:3], scene / "earlier_stack.tif", *args[3:])
+    assert proc.returncode == 1 and "or was changed since" in proc.stderr
+    assert snapshot(scene) == before
