@@ -379,8 +379,9 @@ def _compare(first: _Level, level: _Level, findings: list[Finding]) -> None:
 
 def _check_translation(first: _Level, level: _Level, factor: list[float],
                        findings: list[Finding]) -> None:
-    """Translation relative to the first level, in its voxels: (f - 1) / 2 for an
-    averaged level, 0 for a picked one (nearest, max, mode)."""
+    """Translation relative to the first level, in its voxels: (f - 1) / 2 for a level
+    whose voxels stand for whole blocks (mean, gaussian, max, mode), 0 for one that
+    picks the block's corner voxel (nearest)."""
     shift = [(t - t0) / s0 if s0 else math.nan
              for t, t0, s0 in zip(level.translation, first.translation, first.scale)]
     centred = [(f - 1) / 2 for f in factor]

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"viewer (default {serve.MAX_CONCURRENT})")
     p.add_argument("--cache_gb", type=cli.number(float, minimum=0), default=0.0,
                    help="--proxy: keep fetched data in an on-disk cache of at most this "
-                        "many GB (default 0 = no cache)")
+                        "many GiB (default 0 = no cache)")
     p.add_argument("--cache_dir", default=None,
                    help="--proxy: cache directory (default ~/.cache/scrollzarr/proxy); "
                         "each upstream gets its own place in it")
@@ -147,8 +147,8 @@ def _proxy(args: argparse.Namespace, address, limits: dict):
     cache = None
     if args.cache_gb > 0:
         directory = Path(args.cache_dir) if args.cache_dir else default_cache_dir("proxy")
-        cache = serve.DiskCache(directory, int(args.cache_gb * 1e9))
-        cli.note(f"cache: {directory} (at most {args.cache_gb:g} GB)", args.quiet)
+        cache = serve.DiskCache(directory, int(args.cache_gb * 2**30))
+        cli.note(f"cache: {directory} (at most {args.cache_gb:g} GiB)", args.quiet)
     ttl = serve.CACHE_404_TTL if args.cache_404_ttl is None else args.cache_404_ttl
     server = serve.ProxyServer(upstream, auth, address, cache=cache, cache_404_ttl=ttl,
                                **limits)
