@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +50,61 @@ def stack_dir(tmp_path):
     def make(volume, **kwargs):
         return write_stack(tmp_path / f"slices{next(counter)}", volume, **kwargs)
     return make
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_server(log_dir: Path):
+    """A real moto S3 server on 127.0.0.1 in its own process: yields ``(endpoint,
+    process)`` once it accepts connections; stopped on exit."""
+    port = free_port()
+    with open(log_dir / "moto.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                 "-p", str(port)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "moto failed"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """A moto S3 server with a bucket "scrolls"; yields the environment that points
+    boto3/s3fs (and our scripts) at it."""
+    with moto_server(tmp_path) as (endpoint, _):
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}
+        import boto3
+        boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint,
+                     aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="scrolls")
+        yield env
+
+
+@pytest.fixture
+def running():
+    """Start servers in threads; stop them all at the end of the test."""
+    started = []
+
+    def start(server):
+        server.start()
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        server.stop()

@@ -26,7 +26,6 @@ from conftest import ROOT, run_script, write_stack
 from scrollzarr import serve
 from scrollzarr.serve import viewer as ng
 from test_serve import PASSWORD, SECRETS, TOKEN, USER, Upstream, get
-from test_serve import running  # noqa: F401 (a fixture: servers stopped after each test)
 
 SHAPE = (64, 256, 256)  # (z, y, x)
 BLOCK = (32, 64, 64)  # constant blocks: 2 x 4 x 4 of them

@@ -340,42 +340,6 @@ def test_bad_scheduler_is_a_one_line_error(tmp_path, scroll, scheduler, message)
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3_server(tmp_path):
-    """A moto S3 server on 127.0.0.1 with a bucket "scrolls"; yields the environment
-    that points boto3/s3fs at it."""
-    port = _free_port()
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=log)
-    log.close()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "moto failed"
-                time.sleep(0.1)
-        import boto3
-        boto3.client("s3", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
-                     aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="scrolls")
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def test_output_to_s3_url_reads_back_identical(tmp_path, scroll, s3_server):
     src, reference = scroll
     # a LocalCluster: its worker processes inherit the credentials and endpoint

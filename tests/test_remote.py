@@ -116,19 +116,6 @@ def chunk_requests(server) -> list:
         (".z", "zarr.json"))]
 
 
-@pytest.fixture
-def running():
-    started = []
-
-    def start(server):
-        server.start()
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """A published-style store, a segment and the local render of both."""

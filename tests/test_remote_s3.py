@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, moto_server
 from scrollzarr import serve
 from test_remote import LAYERS, outputs, papyrus, public_store, segment
 
 PUBLIC = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
     "Resource": ["arn:aws:s3:::public-scrolls", "arn:aws:s3:::public-scrolls/*"]}]}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env(tmp_path: Path, **extra) -> dict:
@@ -44,21 +36,7 @@ def _clean_env(tmp_path: Path, **extra) -> dict:
 def moto(tmp_path):
     """A moto S3 server holding the same published-style store in a public and in a
     private bucket; yields (endpoint, local store, segment, kill)."""
-    port = _free_port()
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=log)
-    log.close()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "moto failed"
-                time.sleep(0.1)
+    with moto_server(tmp_path) as (endpoint, proc):
         import boto3
         s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -75,9 +53,6 @@ def moto(tmp_path):
             proc.kill()
             proc.wait()
         yield endpoint, store, segment(tmp_path / "seg.ppm"), kill
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def render(ppm, store, out: Path, env: dict, *extra):

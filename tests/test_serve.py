@@ -91,20 +91,6 @@ def raw_get(server, path: str):
         conn.close()
 
 
-@pytest.fixture
-def running():
-    """Start servers in threads; stop them all at the end of the test."""
-    started = []
-
-    def start(server):
-        server.start()
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
-
-
 # A password-protected upstream, the way the scroll data server behaves: 401 with a
 # WWW-Authenticate challenge without credentials, a session cookie with them. It also
 # echoes the Authorization header back, so a proxy that passed headers on would leak.

@@ -11,7 +11,7 @@ import pytest
 
 from scrollzarr import serve
 from scrollzarr.journal import DIRNAME as JOURNAL
-from test_serve import block_volume, get, make_store, raw_get, running  # noqa: F401
+from test_serve import block_volume, get, make_store, raw_get
 
 SECRET = b"TOP-SECRET-CONTENT"
 

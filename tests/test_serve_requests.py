@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from scrollzarr import serve
 from test_serve import USER, PASSWORD, Upstream, block_volume, get, make_store, raw_store
-from test_serve import running  # noqa: F401 (fixture)
 
 CHUNK = "/s.zarr/0/0/0/1"  # a chunk file that exists (block_volume leaves x < 16 empty)
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -385,46 +381,14 @@ def test_http_store_with_a_chunkless_level(converted, tmp_path, server_class, ex
     assert [(f.level, f.severity, f.code) for f in findings] == expected
 
 
-@pytest.fixture
-def s3_env(tmp_path):
-    """A moto S3 server on 127.0.0.1 with a bucket "scrolls"; yields the environment
-    that points s3fs at it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=log)
-    log.close()
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "moto failed"
-                time.sleep(0.1)
-        import boto3
-        boto3.client("s3", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
-                     aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="scrolls")
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def test_s3_store_with_a_chunkless_level(converted, tmp_path, s3_env):
+def test_s3_store_with_a_chunkless_level(converted, tmp_path, s3_server):
     import s3fs
 
     path = chunkless_level_1(converted, tmp_path)
     fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={
-        "endpoint_url": s3_env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"})
+        "endpoint_url": s3_server["AWS_ENDPOINT_URL"], "region_name": "us-east-1"})
     fs.put(str(path), "scrolls/s.zarr", recursive=True)
-    code, out, err = validate("s3://scrolls/s.zarr", env=s3_env)
+    code, out, err = validate("s3://scrolls/s.zarr", env=s3_server)
     assert code == 1, err
     assert out == ["1 error level-no-chunks: array metadata but no chunk, while level 0 "
                    "has chunks"]
