@@ -146,6 +146,20 @@ class CachedStore(WrapperStore[Store]):
         self.stats.add(fetched_bytes=len(data), chunk_bytes=0 if metadata else len(data))
         return data
 
+    async def version(self, key: str) -> str:
+        """What the server says identifies this version of object ``key`` (its ETag and
+        Last-Modified, "" when it sends neither), asked now, past the cache: a changed
+        object whose cached copy would still look the same."""
+        fs, path = self._store.fs, f"{self._store.path}/{key}"
+
+        async def once() -> dict:
+            self.stats.add(requests=1)
+            return await fs._info(path)
+
+        info = await with_retries(once, f"{self.location}/{key}", self.attempts)
+        return " ".join(str(info.get(name, "")) for name in
+                        ("ETag", "Last-Modified", "LastModified")).strip()
+
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]
                                  ) -> list[Buffer | None]:
