@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from synthetic import make_stack, warm  # noqa: E402
 
 
-def run_measured(cmd: list[str]) -> dict[str, float]:
-    """Run ``cmd``; return wall seconds, CPU seconds, peak RSS (GiB) of the process tree
-    and bytes read (rchar) by it."""
+def run_measured(cmd: list[str]) -> dict:
+    """Run ``cmd``; return wall seconds, CPU seconds, peak RSS (GiB) of the process tree,
+    bytes read (rchar) by it and its stderr."""
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -79,7 +79,7 @@ def run_measured(cmd: list[str]) -> dict[str, float]:
     child_cpu = (after.children_user - before.children_user
                  + after.children_system - before.children_system)
     return {"wall": wall, "cpu": child_cpu, "rss": peak / 2**30,
-            "read": float(sum(rchar.values()))}
+            "read": float(sum(rchar.values())), "stderr": err.decode(errors="replace")}
 
 
 def time_decode(directory: Path) -> float:
