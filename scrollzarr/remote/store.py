@@ -168,5 +168,11 @@ _finalizers: list[weakref.finalize] = []
 
 @atexit.register  # registered after zarr's own exit handler, so it runs before it
 def _close_all() -> None:
+    # detach, not finalizer(): once weakref's own exit handler has run (it runs first
+    # when no finalizer existed before this one was registered), calling a finalizer
+    # does nothing and the session would be reported unclosed
     for finalizer in _finalizers:
-        finalizer()
+        found = finalizer.detach()
+        if found is not None:
+            _, func, args, kwargs = found
+            func(*args, **kwargs)
