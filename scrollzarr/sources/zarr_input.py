@@ -102,7 +102,7 @@ class ZarrSource:
         text = str(location)
         self._location = text.rstrip("/") if is_remote(text) else os.path.abspath(text)
         self._options = options or RemoteOptions()
-        self.cache_bytes = int(cache_bytes)
+        self._cache_bytes = int(cache_bytes)
         volume = ngff.open_volume(self._location, level, self._options)
         array = volume.array
         dtype = np.dtype(array.dtype)
@@ -149,6 +149,18 @@ class ZarrSource:
     @property
     def voxel_size(self) -> float | None:
         return self._voxel_size
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bound of the decoded chunk rows kept per process (bytes); a conversion sets
+        it to its share of the memory budget."""
+        return self._cache_bytes
+
+    @cache_bytes.setter
+    def cache_bytes(self, value: int) -> None:
+        self._cache_bytes = max(0, int(value))
+        if self._reader is not None:
+            self._reader[0].max_bytes = self._cache_bytes
 
     @property
     def chunks(self) -> tuple[int, int, int]:
@@ -214,7 +226,7 @@ class ZarrSource:
         counter = _Counter()
         counted = zarr.open_array(store=CountingStore(array.store, counter),
                                   path=array.path, mode="r", zarr_format=self._zarr_format)
-        return RowCache(counted, self.cache_bytes, self._chunk_error), counter
+        return RowCache(counted, self._cache_bytes, self._chunk_error), counter
 
     def _chunk_error(self, exc: Exception, index: tuple[int, int, int]) -> Exception:
         if isinstance(exc, ScrollError):  # a remote read already names URL and key
