@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    # every option has the name of its Options field
-    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
+    # every option has the name of its Options field (program and input_label are
+    # not options: their defaults name this script and its TIFF_DIR)
+    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)
+                         if hasattr(args, f.name)})
     convert(args.tiff_dir, args.output, options)
 
 
