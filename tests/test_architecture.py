@@ -88,855 +88,155 @@ def test_first_new_level_store_is_pinned(tmp_path):
 
 
 EXPECTED_CHUNKS: dict[str, str] = {
-    'gaussian': 'e12d51e053f1c356439db36bb57f1c9e5a00fa53746d19dbef9325a4f6b8827b',
-    'max': '31e921ebaebbcaad11d5f29cbf60661bbde0d5a1ab3dcad2f2d8202f300a1ce5',
-    'obytes_1': 'c0c551867c46595307d4c36a9516a70168ddcd06bd0d2992e30f7e2cfcd92b50',
-    'ranges_crop': '93d76ef9e0b4acc65a906377f5855e3e8c13503d8a24b6db8bfaf797b8289d99',
-    'v2_default': 'e6e171eb57dc13dc710a7645de2fda06cd471e66a06afb1f95d431f2e1435c7e',
-    'v3_sharded_zstd': '7aab1a3738c9bc476a6cbccf2c19bd539a3a9f27816d8d74c85d943738f7581e',
-    'zarr_only': 'a01b7cdcbf30b4323715a30b4e6a2a7430e1bb2a85b34a6c3fbaf44b6c043674',
-    'new_levels': '80968f3575fef80cd6e8f3c93996edc980c45f80fbf16144a16e01c0ec44a440',
+    "gaussian": "e12d51e053f1c356439db36bb57f1c9e5a00fa53746d19dbef9325a4f6b8827b",
+    "max": "31e921ebaebbcaad11d5f29cbf60661bbde0d5a1ab3dcad2f2d8202f300a1ce5",
+    "obytes_1": "c0c551867c46595307d4c36a9516a70168ddcd06bd0d2992e30f7e2cfcd92b50",
+    "ranges_crop": "93d76ef9e0b4acc65a906377f5855e3e8c13503d8a24b6db8bfaf797b8289d99",
+    "v2_default": "e6e171eb57dc13dc710a7645de2fda06cd471e66a06afb1f95d431f2e1435c7e",
+    "v3_sharded_zstd": "7aab1a3738c9bc476a6cbccf2c19bd539a3a9f27816d8d74c85d943738f7581e",
+    "zarr_only": "a01b7cdcbf30b4323715a30b4e6a2a7430e1bb2a85b34a6c3fbaf44b6c043674",
+    "new_levels": "80968f3575fef80cd6e8f3c93996edc980c45f80fbf16144a16e01c0ec44a440",
 }
 
+# ---- the expected metadata documents: one literal template per kind of document, with
+# the values that differ between cases spelled out where each case is listed
+SHAPES = ([24, 37, 45], [12, 19, 23], [6, 10, 12], [3, 5, 6])  # z from 0, slices 3..23
+AXES = [{"name": a, "type": "space"} for a in "zyx"]
+UNIT_AXES = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+PLAIN = [([1.0] * 3, [0.0] * 3), ([2.0] * 3, [0.5] * 3), ([4.0] * 3, [1.5] * 3),
+         ([8.0] * 3, [3.5] * 3)]  # (scale, translation) of each level, no voxel size
+OWN = {"complete": True, "origin_zyx": [0, 0, 0]}
+
+
+def _multiscale(name, algorithms, transforms, axes=AXES, version="0.4"):
+    ms = {
+        "version": version,
+        "name": name,
+        "axes": axes,
+        "datasets": [
+            {"path": str(level), "coordinateTransformations": [
+                {"type": "scale", "scale": scale},
+                {"type": "translation", "translation": translation}]}
+            for level, (scale, translation) in enumerate(transforms)],
+        "type": algorithms[-1],
+        "metadata": {
+            "description": "each level from the one above, 2x2x2 blocks (scrollzarr)",
+            "method": "scrollzarr.pyramid.downsample",
+            "version": "0.1.0",
+            "args": [],
+            "kwargs": {"algorithm": algorithms[-1], "factor": [2, 2, 2]},
+            "algorithms": algorithms,
+        },
+    }
+    if version != "0.4":
+        del ms["version"]  # NGFF 0.5 has it once, in "ome"
+    return ms
+
+
+def _omero(name, window, default_z=12, version="0.4"):
+    omero = {
+        "name": name,
+        "channels": [{"label": name, "color": "FFFFFF", "active": True, "inverted": False,
+                      "coefficient": 1.0, "family": "linear", "window": window}],
+        "rdefs": {"model": "greyscale", "defaultT": 0, "defaultZ": default_z},
+        "version": version,
+    }
+    if version != "0.4":
+        del omero["version"]
+    return omero
+
+
+def _v2_image(name, algorithms, window, transforms=PLAIN, axes=AXES, default_z=12,
+              own=OWN):
+    return {
+        ".zattrs": {"multiscales": [_multiscale(name, algorithms, transforms[:len(algorithms)],
+                                                axes)],
+                    "omero": _omero(name, window, default_z), "scrollzarr": own},
+        ".zgroup": {"zarr_format": 2},
+    }
+
+
+def _v2_array(shape, chunk, dtype="<u2"):
+    return {"shape": shape, "chunks": [chunk] * 3, "dtype": dtype, "fill_value": 0,
+            "order": "C", "filters": None, "dimension_separator": "/", "compressor": None,
+            "zarr_format": 2}
+
+
+def _v2_levels(shapes, chunk, dtype="<u2"):
+    docs = {}
+    for level, shape in enumerate(shapes):
+        docs[f"{level}/.zarray"] = _v2_array(shape, chunk, dtype)
+        docs[f"{level}/.zattrs"] = {"_ARRAY_DIMENSIONS": ["z", "y", "x"]}
+    return docs
+
+
+def _v3_sharded_zstd_levels(shapes, shard, chunk):
+    bytes_codec = {"name": "bytes", "configuration": {"endian": "little"}}
+    return {f"{level}/zarr.json": {
+        "shape": shape,
+        "data_type": "uint16",
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [shard] * 3}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0,
+        "codecs": [{"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [chunk] * 3,
+            "codecs": [bytes_codec,
+                       {"name": "zstd", "configuration": {"level": 3, "checksum": False}}],
+            "index_codecs": [bytes_codec, {"name": "crc32c"}],
+            "index_location": "end"}}],
+        "attributes": {},
+        "dimension_names": ["z", "y", "x"],
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    } for level, shape in enumerate(shapes)}
+
+
+def _window(start, end, top=65535.0):
+    return {"min": 0.0, "max": top, "start": start, "end": end}
+
+
+MEAN, MAX, GAUSSIAN = (["none", a, a] for a in ("mean", "max", "gaussian"))
 EXPECTED_METADATA: dict[str, dict] = {
-    'gaussian': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'gaussian',
-                    'axes': [
-                        {'name': 'z', 'type': 'space'},
-                        {'name': 'y', 'type': 'space'},
-                        {'name': 'x', 'type': 'space'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                {'type': 'translation', 'translation': [0.0, 0.0, 0.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                {'type': 'translation', 'translation': [0.5, 0.5, 0.5]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                {'type': 'translation', 'translation': [1.5, 1.5, 1.5]},
-                            ],
-                        },
-                    ],
-                    'type': 'gaussian',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'gaussian', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'gaussian', 'gaussian'],
-                    },
+    "gaussian": {**_v2_image("gaussian", GAUSSIAN, _window(260.545, 37565.37)),
+                 **_v2_levels(SHAPES[:3], 8)},
+    "max": {**_v2_image("max", MAX, _window(41006.53, 65522.53)),
+            **_v2_levels(SHAPES[:3], 8)},
+    "obytes_1": {**_v2_image("obytes_1", MEAN, _window(20.0, 161.53, top=255.0),
+                             transforms=[([7.91] * 3, [0.0] * 3),
+                                         ([15.82] * 3, [3.955] * 3),
+                                         ([31.64] * 3, [11.865] * 3)], axes=UNIT_AXES),
+                 **_v2_levels(SHAPES[:3], 16, dtype="|u1")},
+    "ranges_crop": {**_v2_image("ranges_crop", MEAN, _window(10628.075, 40741.74),
+                                transforms=[([1.0] * 3, [6.0, 3.0, 5.0]),
+                                            ([2.0] * 3, [6.5, 3.5, 5.5]),
+                                            ([4.0] * 3, [7.5, 4.5, 6.5])],
+                                default_z=7, own={"complete": True, "origin_zyx": [6, 3, 5]}),
+                    **_v2_levels([[14, 27, 35], [7, 14, 18], [4, 7, 9]], 16)},
+    "v2_default": {**_v2_image("v2_default", MEAN, _window(5174.545, 41514.69)),
+                   **_v2_levels(SHAPES[:3], 16)},
+    "v3_sharded_zstd": {
+        "zarr.json": {
+            "attributes": {
+                "ome": {
+                    "version": "0.5",
+                    "multiscales": [_multiscale("v3_sharded_zstd", MEAN, PLAIN[:3],
+                                                version="0.5")],
+                    "omero": _omero("v3_sharded_zstd", _window(5174.545, 41514.69),
+                                    version="0.5"),
                 },
-            ],
-            'omero': {
-                'name': 'gaussian',
-                'channels': [
-                    {
-                        'label': 'gaussian',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {
-                            'min': 0.0,
-                            'max': 65535.0,
-                            'start': 260.545,
-                            'end': 37565.37,
-                        },
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                'version': '0.4',
+                "scrollzarr": OWN,
             },
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
+            "zarr_format": 3,
+            "node_type": "group",
         },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [12, 19, 23],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [6, 10, 12],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
+        **_v3_sharded_zstd_levels(SHAPES[:3], 16, 8),
     },
-    'max': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'max',
-                    'axes': [
-                        {'name': 'z', 'type': 'space'},
-                        {'name': 'y', 'type': 'space'},
-                        {'name': 'x', 'type': 'space'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                {'type': 'translation', 'translation': [0.0, 0.0, 0.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                {'type': 'translation', 'translation': [0.5, 0.5, 0.5]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                {'type': 'translation', 'translation': [1.5, 1.5, 1.5]},
-                            ],
-                        },
-                    ],
-                    'type': 'max',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'max', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'max', 'max'],
-                    },
-                },
-            ],
-            'omero': {
-                'name': 'max',
-                'channels': [
-                    {
-                        'label': 'max',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {
-                            'min': 0.0,
-                            'max': 65535.0,
-                            'start': 41006.53,
-                            'end': 65522.53,
-                        },
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                'version': '0.4',
-            },
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-        },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [12, 19, 23],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [6, 10, 12],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
+    "zarr_only": {
+        ".zarray": _v2_array(SHAPES[0], 16),
+        ".zattrs": {"_ARRAY_DIMENSIONS": ["z", "y", "x"], "scrollzarr": OWN},
     },
-    'obytes_1': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'obytes_1',
-                    'axes': [
-                        {'name': 'z', 'type': 'space', 'unit': 'micrometer'},
-                        {'name': 'y', 'type': 'space', 'unit': 'micrometer'},
-                        {'name': 'x', 'type': 'space', 'unit': 'micrometer'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [7.91, 7.91, 7.91]},
-                                {'type': 'translation', 'translation': [0.0, 0.0, 0.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [15.82, 15.82, 15.82]},
-                                {'type': 'translation', 'translation': [3.955, 3.955, 3.955]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [31.64, 31.64, 31.64]},
-                                {
-                                    'type': 'translation',
-                                    'translation': [11.865, 11.865, 11.865],
-                                },
-                            ],
-                        },
-                    ],
-                    'type': 'mean',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'mean', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'mean', 'mean'],
-                    },
-                },
-            ],
-            'omero': {
-                'name': 'obytes_1',
-                'channels': [
-                    {
-                        'label': 'obytes_1',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {'min': 0.0, 'max': 255.0, 'start': 20.0, 'end': 161.53},
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                'version': '0.4',
-            },
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-        },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [16, 16, 16],
-            'dtype': '|u1',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [12, 19, 23],
-            'chunks': [16, 16, 16],
-            'dtype': '|u1',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [6, 10, 12],
-            'chunks': [16, 16, 16],
-            'dtype': '|u1',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-    },
-    'ranges_crop': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'ranges_crop',
-                    'axes': [
-                        {'name': 'z', 'type': 'space'},
-                        {'name': 'y', 'type': 'space'},
-                        {'name': 'x', 'type': 'space'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                {'type': 'translation', 'translation': [6.0, 3.0, 5.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                {'type': 'translation', 'translation': [6.5, 3.5, 5.5]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                {'type': 'translation', 'translation': [7.5, 4.5, 6.5]},
-                            ],
-                        },
-                    ],
-                    'type': 'mean',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'mean', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'mean', 'mean'],
-                    },
-                },
-            ],
-            'omero': {
-                'name': 'ranges_crop',
-                'channels': [
-                    {
-                        'label': 'ranges_crop',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {
-                            'min': 0.0,
-                            'max': 65535.0,
-                            'start': 10628.075,
-                            'end': 40741.74,
-                        },
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 7},
-                'version': '0.4',
-            },
-            'scrollzarr': {'complete': True, 'origin_zyx': [6, 3, 5]},
-        },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [14, 27, 35],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [7, 14, 18],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [4, 7, 9],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-    },
-    'v2_default': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'v2_default',
-                    'axes': [
-                        {'name': 'z', 'type': 'space'},
-                        {'name': 'y', 'type': 'space'},
-                        {'name': 'x', 'type': 'space'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                {'type': 'translation', 'translation': [0.0, 0.0, 0.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                {'type': 'translation', 'translation': [0.5, 0.5, 0.5]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                {'type': 'translation', 'translation': [1.5, 1.5, 1.5]},
-                            ],
-                        },
-                    ],
-                    'type': 'mean',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'mean', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'mean', 'mean'],
-                    },
-                },
-            ],
-            'omero': {
-                'name': 'v2_default',
-                'channels': [
-                    {
-                        'label': 'v2_default',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {
-                            'min': 0.0,
-                            'max': 65535.0,
-                            'start': 5174.545,
-                            'end': 41514.69,
-                        },
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                'version': '0.4',
-            },
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-        },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [12, 19, 23],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [6, 10, 12],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-    },
-    'v3_sharded_zstd': {
-        '0/zarr.json': {
-            'shape': [24, 37, 45],
-            'data_type': 'uint16',
-            'chunk_grid': {'name': 'regular', 'configuration': {'chunk_shape': [16, 16, 16]}},
-            'chunk_key_encoding': {'name': 'default', 'configuration': {'separator': '/'}},
-            'fill_value': 0,
-            'codecs': [
-                {
-                    'name': 'sharding_indexed',
-                    'configuration': {
-                        'chunk_shape': [8, 8, 8],
-                        'codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'zstd', 'configuration': {'level': 3, 'checksum': False}},
-                        ],
-                        'index_codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'crc32c'},
-                        ],
-                        'index_location': 'end',
-                    },
-                },
-            ],
-            'attributes': {},
-            'dimension_names': ['z', 'y', 'x'],
-            'zarr_format': 3,
-            'node_type': 'array',
-            'storage_transformers': [],
-        },
-        '1/zarr.json': {
-            'shape': [12, 19, 23],
-            'data_type': 'uint16',
-            'chunk_grid': {'name': 'regular', 'configuration': {'chunk_shape': [16, 16, 16]}},
-            'chunk_key_encoding': {'name': 'default', 'configuration': {'separator': '/'}},
-            'fill_value': 0,
-            'codecs': [
-                {
-                    'name': 'sharding_indexed',
-                    'configuration': {
-                        'chunk_shape': [8, 8, 8],
-                        'codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'zstd', 'configuration': {'level': 3, 'checksum': False}},
-                        ],
-                        'index_codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'crc32c'},
-                        ],
-                        'index_location': 'end',
-                    },
-                },
-            ],
-            'attributes': {},
-            'dimension_names': ['z', 'y', 'x'],
-            'zarr_format': 3,
-            'node_type': 'array',
-            'storage_transformers': [],
-        },
-        '2/zarr.json': {
-            'shape': [6, 10, 12],
-            'data_type': 'uint16',
-            'chunk_grid': {'name': 'regular', 'configuration': {'chunk_shape': [16, 16, 16]}},
-            'chunk_key_encoding': {'name': 'default', 'configuration': {'separator': '/'}},
-            'fill_value': 0,
-            'codecs': [
-                {
-                    'name': 'sharding_indexed',
-                    'configuration': {
-                        'chunk_shape': [8, 8, 8],
-                        'codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'zstd', 'configuration': {'level': 3, 'checksum': False}},
-                        ],
-                        'index_codecs': [
-                            {'name': 'bytes', 'configuration': {'endian': 'little'}},
-                            {'name': 'crc32c'},
-                        ],
-                        'index_location': 'end',
-                    },
-                },
-            ],
-            'attributes': {},
-            'dimension_names': ['z', 'y', 'x'],
-            'zarr_format': 3,
-            'node_type': 'array',
-            'storage_transformers': [],
-        },
-        'zarr.json': {
-            'attributes': {
-                'ome': {
-                    'version': '0.5',
-                    'multiscales': [
-                        {
-                            'name': 'v3_sharded_zstd',
-                            'axes': [
-                                {'name': 'z', 'type': 'space'},
-                                {'name': 'y', 'type': 'space'},
-                                {'name': 'x', 'type': 'space'},
-                            ],
-                            'datasets': [
-                                {
-                                    'path': '0',
-                                    'coordinateTransformations': [
-                                        {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                        {
-                                            'type': 'translation',
-                                            'translation': [0.0, 0.0, 0.0],
-                                        },
-                                    ],
-                                },
-                                {
-                                    'path': '1',
-                                    'coordinateTransformations': [
-                                        {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                        {
-                                            'type': 'translation',
-                                            'translation': [0.5, 0.5, 0.5],
-                                        },
-                                    ],
-                                },
-                                {
-                                    'path': '2',
-                                    'coordinateTransformations': [
-                                        {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                        {
-                                            'type': 'translation',
-                                            'translation': [1.5, 1.5, 1.5],
-                                        },
-                                    ],
-                                },
-                            ],
-                            'type': 'mean',
-                            'metadata': {
-                                'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                                'method': 'scrollzarr.pyramid.downsample',
-                                'version': '0.1.0',
-                                'args': [],
-                                'kwargs': {'algorithm': 'mean', 'factor': [2, 2, 2]},
-                                'algorithms': ['none', 'mean', 'mean'],
-                            },
-                        },
-                    ],
-                    'omero': {
-                        'name': 'v3_sharded_zstd',
-                        'channels': [
-                            {
-                                'label': 'v3_sharded_zstd',
-                                'color': 'FFFFFF',
-                                'active': True,
-                                'inverted': False,
-                                'coefficient': 1.0,
-                                'family': 'linear',
-                                'window': {
-                                    'min': 0.0,
-                                    'max': 65535.0,
-                                    'start': 5174.545,
-                                    'end': 41514.69,
-                                },
-                            },
-                        ],
-                        'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                    },
-                },
-                'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-            },
-            'zarr_format': 3,
-            'node_type': 'group',
-        },
-    },
-    'zarr_only': {
-        '.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [16, 16, 16],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '.zattrs': {
-            '_ARRAY_DIMENSIONS': ['z', 'y', 'x'],
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-        },
-    },
-    'new_levels': {
-        '.zattrs': {
-            'multiscales': [
-                {
-                    'version': '0.4',
-                    'name': 'new_levels',
-                    'axes': [
-                        {'name': 'z', 'type': 'space'},
-                        {'name': 'y', 'type': 'space'},
-                        {'name': 'x', 'type': 'space'},
-                    ],
-                    'datasets': [
-                        {
-                            'path': '0',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [1.0, 1.0, 1.0]},
-                                {'type': 'translation', 'translation': [0.0, 0.0, 0.0]},
-                            ],
-                        },
-                        {
-                            'path': '1',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [2.0, 2.0, 2.0]},
-                                {'type': 'translation', 'translation': [0.5, 0.5, 0.5]},
-                            ],
-                        },
-                        {
-                            'path': '2',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [4.0, 4.0, 4.0]},
-                                {'type': 'translation', 'translation': [1.5, 1.5, 1.5]},
-                            ],
-                        },
-                        {
-                            'path': '3',
-                            'coordinateTransformations': [
-                                {'type': 'scale', 'scale': [8.0, 8.0, 8.0]},
-                                {'type': 'translation', 'translation': [3.5, 3.5, 3.5]},
-                            ],
-                        },
-                    ],
-                    'type': 'max',
-                    'metadata': {
-                        'description': 'each level from the one above, 2x2x2 blocks (scrollzarr)',
-                        'method': 'scrollzarr.pyramid.downsample',
-                        'version': '0.1.0',
-                        'args': [],
-                        'kwargs': {'algorithm': 'max', 'factor': [2, 2, 2]},
-                        'algorithms': ['none', 'max', 'max', 'max'],
-                    },
-                },
-            ],
-            'omero': {
-                'name': 'new_levels',
-                'channels': [
-                    {
-                        'label': 'new_levels',
-                        'color': 'FFFFFF',
-                        'active': True,
-                        'inverted': False,
-                        'coefficient': 1.0,
-                        'family': 'linear',
-                        'window': {
-                            'min': 0.0,
-                            'max': 65535.0,
-                            'start': 64201.505,
-                            'end': 65525.775,
-                        },
-                    },
-                ],
-                'rdefs': {'model': 'greyscale', 'defaultT': 0, 'defaultZ': 12},
-                'version': '0.4',
-            },
-            'scrollzarr': {'complete': True, 'origin_zyx': [0, 0, 0]},
-        },
-        '.zgroup': {'zarr_format': 2},
-        '0/.zarray': {
-            'shape': [24, 37, 45],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '0/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '1/.zarray': {
-            'shape': [12, 19, 23],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '1/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '2/.zarray': {
-            'shape': [6, 10, 12],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '2/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-        '3/.zarray': {
-            'shape': [3, 5, 6],
-            'chunks': [8, 8, 8],
-            'dtype': '<u2',
-            'fill_value': 0,
-            'order': 'C',
-            'filters': None,
-            'dimension_separator': '/',
-            'compressor': None,
-            'zarr_format': 2,
-        },
-        '3/.zattrs': {'_ARRAY_DIMENSIONS': ['z', 'y', 'x']},
-    },
+    "new_levels": {**_v2_image("new_levels", ["none", "max", "max", "max"],
+                               _window(64201.505, 65525.775)),
+                   **_v2_levels(SHAPES, 8)},
 }
