@@ -141,9 +141,17 @@ def full_spec(o: Options, source: Source, output: str) -> ConversionSpec:
         output=output, shapes=tuple(shapes), dtype=dtype.str, chunk=chunk, shard=shard,
         compression=o.compression, zarr_format=o.zarr_format, zarr_only=o.zarr_only,
         arrays=arrays, algorithms=("none",) + (o.algorithm,) * (nlevels - 1),
-        algorithm=o.algorithm, origin=(z0, y0, x0), voxel_size=o.voxel_size,
+        algorithm=o.algorithm, origin=_origin((z0, y0, x0), source.origin),
+        voxel_size=o.voxel_size if o.voxel_size is not None else source.voxel_size,
         name=name_of(output), crop=(z0, y0, x0),
         filled=filled_spans(source.filled(), (z0, z1), nlevels, o.algorithm), shift=shift)
+
+
+def _origin(crop: Shape, source_origin: tuple[float, float, float]
+            ) -> tuple[float, float, float]:
+    """Level 0's origin in the scan, (z, y, x) voxels: the crop, moved by the source's
+    own origin (integers stay integers, as the metadata has always written them)."""
+    return tuple(c + s if s else c for c, s in zip(crop, source_origin))
 
 
 def _shard_of(array) -> int | None:

@@ -118,3 +118,15 @@ def test_resume_hint_names_the_calling_program_and_its_input(tmp_path):
     with pytest.raises(ScrollError, match="INPUT_ZARR"):
         convert(tmp_path, tmp_path / "o.zarr", Options(quiet=True, input_label="INPUT_ZARR"))
 
+
+
+def test_a_sources_origin_and_voxel_size_reach_the_metadata(tmp_path):
+    source = ArraySource(random_volume((4, 6, 6), seed=9))
+    source.origin, source.voxel_size = (10.0, 0.0, 0.0), 2.5
+    out = convert(source, tmp_path / "o.zarr",
+                  Options(quiet=True, nlevels=2, ranges=",1:,"))
+    attrs = store.get_attributes(out)
+    assert attrs["scrollzarr"]["origin_zyx"] == [10.0, 1, 0]
+    ms = attrs["multiscales"][0]
+    assert ms["axes"][0]["unit"] == "micrometer"
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5] * 3
