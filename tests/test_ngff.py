@@ -29,12 +29,14 @@ def test_metadata_we_write_is_valid_ngff_of_its_version(form):
     assert [lv.path for lv in image.levels] == ["0", "1", "2"] and image.notes == ()
     assert image.levels[2].scale == pytest.approx((4 * 7.91,) * 3)
     # mean level 1 centred by half a voxel, nearest level 2 not: origin (5, 0, 2) only
-    assert image.levels[1].translation == pytest.approx((5.5 * 7.91, 0.5 * 7.91, 2.5 * 7.91))
+    assert image.levels[1].translation == pytest.approx(
+        (5.5 * 7.91, 0.5 * 7.91, 2.5 * 7.91))
     assert image.levels[2].translation == pytest.approx((5 * 7.91, 0.0, 2 * 7.91))
 
 
 def test_version_keys_sit_where_each_version_wants_them():
-    v04 = ngff.image_attributes(LEVELS, zarr_format=2, omero=ngff.omero("s", "u1", (1, 2), 0))
+    v04 = ngff.image_attributes(LEVELS, zarr_format=2,
+                                omero=ngff.omero("s", "u1", (1, 2), 0))
     v05 = ngff.image_attributes(LEVELS, zarr_format=3,
                                 omero=ngff.omero("s", "u1", (1, 2), 0, version=None))
     assert v04["multiscales"][0]["version"] == "0.4" and v04["omero"]["version"] == "0.4"
@@ -56,8 +58,8 @@ def test_lenient_read_skips_unusable_datasets_and_notes_them():
     image = ngff.read_image(attrs, "pub.zarr")
     assert [lv.path for lv in image.usable] == ["0"]
     assert [lv.path for lv in image.levels] == ["0", "1", "2"]  # for a validator to judge
-    assert image.notes == tuple(f"note: pub.zarr: dataset #{i} of the metadata is unusable, "
-                                "skipped" for i in (1, 2, 3))
+    assert image.notes == tuple(f"note: pub.zarr: dataset #{i} of the metadata is "
+                                "unusable, skipped" for i in (1, 2, 3))
     assert ngff.read_image({"multiscales": "nonsense"}, "x") is None
 
 
