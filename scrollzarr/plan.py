@@ -99,6 +99,9 @@ class Plan:
     #: Bytes of chunk files the local executor may queue for its writer threads (part
     #: of the budget; 0: one chunk at a time).
     write_behind: int = 0
+    #: Bytes of decoded input chunks a chunked source keeps for the next task that
+    #: needs them (part of the budget; see :func:`_input_order`).
+    source_cache: int = 0
 
     @property
     def tasks(self) -> list[Task]:
@@ -125,10 +128,13 @@ def _halo(job: Job, task: Task) -> int:
     return pyramid.halo(job.algorithms[first]) if task.top >= first else 0
 
 
-def _streams(job: Job, task: Task) -> bool:
+def _streams(job: Job, level: int, top: int) -> bool:
     """A level-0 task that also writes level 1 reads its slab one write unit (chunk or
-    shard) of planes at a time, so it holds half the slices it would otherwise."""
-    return task.level == 0 and task.top >= 1 and job.chunk % 2 == 0
+    shard) of planes at a time, so it holds half the slices it would otherwise; from a
+    chunked source only when that unit holds whole input chunks in z (else each input
+    chunk would be decoded for each unit, or held across the task's whole band)."""
+    depth = getattr(job.source, "chunks", (1,))[0] if job.source is not None else 1
+    return level == 0 and top >= 1 and job.chunk % 2 == 0 and job.chunk % depth == 0
 
 
 def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, float]:
@@ -140,9 +146,14 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
     factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
     if level == 0:
         width = job.shapes[0][2]
-        planes = job.chunk if (top > level and job.chunk % 2 == 0) else unit
+        planes = job.chunk if _streams(job, level, top) else unit
         source = min(planes, job.shapes[0][0]) * rows * width * itemsize
-        return source * factor + (source / 4 if top > level else 0), source
+        group = _planes_per_read(job)
+        # the source-dtype buffer of a chunked source whose values are mapped
+        mapped = 0 if group == 1 else min(group, planes) * rows * width * np.dtype(
+            job.source.dtype).itemsize
+        working = source * factor + (source / 4 if top > level else 0)
+        return working + mapped + _carried(job, top, rows), source
     nz, _, nx = job.shapes[level - 1]
     source = min(2 * unit, nz) * 2.0 * rows * nx * itemsize
     return source * factor, source
@@ -178,10 +189,54 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
             for y0 in range(0, ny, band):
                 tasks.append(Task(level, (z0, min(z0 + unit, nz)),
                                   (y0, min(y0 + band, ny)), top))
-        plan.levels[level] = tasks
+        plan.levels[level] = _input_order(job, tasks, top) if level == 0 else tasks
         plan.bands[level] = (band, top, parallel)
+        if level == 0:
+            # each running task and the one that finished before them leave chunks behind
+            plan.source_cache = int((parallel + 1) * _carried(job, top, band))
         level = top + 1
     return plan
+
+
+def _cuts_input(job: Job, top: int) -> tuple[bool, bool]:
+    """``(z, y)``: whether the slabs (z) or the bands (y) of level-0 tasks writing up to
+    ``top`` cut the chunks of a chunked source (a source with ``chunks``: its edges are
+    not the tasks', the crop shifts them, or the gaussian's context reaches across)."""
+    chunks = getattr(job.source, "chunks", None) if job.source is not None else None
+    if not chunks:
+        return False, False
+    unit = job.chunk << top
+    context = top >= 1 and pyramid.halo(job.algorithms[1]) > 0
+    return tuple(context or unit % int(c) != 0 or crop % int(c) != 0
+                 for c, crop in zip(chunks[:2], job.crop[:2]))
+
+
+def _carried(job: Job, top: int, rows: int) -> float:
+    """Bytes of decoded input chunks a level-0 task of ``rows`` rows leaves to the next
+    task that needs them (see :func:`_input_order`): a layer of input chunks across its
+    band when slabs cut them, else a row of input chunks across its slab when bands do."""
+    cut_z, cut_y = _cuts_input(job, top)
+    if not (cut_z or cut_y):
+        return 0.0
+    depth, height = (int(c) for c in job.source.chunks[:2])
+    plane_row = job.shapes[0][2] * np.dtype(job.source.dtype).itemsize
+    if cut_z:
+        return depth * (rows + height) * plane_row
+    return height * (job.chunk << top) * plane_row
+
+
+def _input_order(job: Job, tasks: list[Task], top: int) -> list[Task]:
+    """Level-0 tasks in the order that reads each chunk of a chunked source once.
+
+    Slab by slab, band by band (the default), a chunk cut by two bands is needed again
+    by the next task; but one cut by two slabs only a whole slab of tasks later, so the
+    source would have to keep a layer of chunks across the whole volume. When slabs cut
+    the input's chunks, tasks therefore go band by band, slab by slab within a band: the
+    layer is needed by the next task, and the chunks cut by two bands (if bands cut them
+    too) are read twice."""
+    if _cuts_input(job, top)[0]:
+        return sorted(tasks, key=lambda t: (t.y[0], t.z[0]))
+    return tasks
 
 
 def _choose_stage(job: Job, level: int, budget: float, threads: int
@@ -302,7 +357,7 @@ def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | N
     nz = job.shapes[0][0]
     h = _halo(job, task)
     (z0, z1) = task.z
-    step = job.chunk if _streams(job, task) else z1 - z0
+    step = job.chunk if _streams(job, task.level, task.top) else z1 - z0
     level1 = None
     for a in range(z0, z1, step):
         b = min(a + step, z1)
@@ -342,16 +397,30 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
     if not _maps_values(job):
         job.source.read((cz + a, cz + b), rows, cols, out[a - z0:b - z0])  # no copy
         return out
-    # one plane at a time: the source dtype's buffer stays as small as today's rows
-    plane = chunkio.scratch("plane", (1, y1 - y0, nx), job.source.dtype)
-    for zi in range(a, b):
-        job.source.read((cz + zi, cz + zi + 1), rows, cols, plane)
-        map_values(job, plane[0], out[zi - z0])
+    # one plane at a time (the source dtype's buffer stays as small as a slice's rows),
+    # or one input chunk of planes from a chunked source (plane by plane, each chunk
+    # would be decoded once per plane)
+    step = _planes_per_read(job)
+    zi = a
+    while zi < b:
+        end = min(b, ((cz + zi) // step + 1) * step - cz)
+        planes = chunkio.scratch("plane", (end - zi, y1 - y0, nx), job.source.dtype)
+        job.source.read((cz + zi, cz + end), rows, cols, planes)
+        map_values(job, planes, out[zi - z0:end - z0])
+        zi = end
     return out
 
 
 def _maps_values(job: Job) -> bool:
     return job.shift != 0 or job.window is not None
+
+
+def _planes_per_read(job: Job) -> int:
+    """Planes read at once when source values are mapped: the z edge of the source's
+    chunks for a chunked source (one with a ``chunks`` attribute), else 1."""
+    if job.source is None or not _maps_values(job):
+        return 1
+    return int(getattr(job.source, "chunks", (1,))[0])
 
 
 def map_values(job: Job, values: np.ndarray, out: np.ndarray) -> None:
