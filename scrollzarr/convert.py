@@ -227,7 +227,8 @@ def _command_line(input_dir: str | Path, output: str, o: Options) -> str:
     pasted into any shell in any directory."""
     def where(location: str | Path) -> str:
         return str(location) if store.is_url(location) else os.path.abspath(location)
-    words = cli.program_command(o.program) + [where(input_dir), where(output)]
+    words = cli.program_command(o.program) + [where(input_dir), where(output),
+                                              *o.program_args]
     defaults = Options()
     for name in ("chunk_size", "nlevels", "max_gb", "algorithm", "ranges",
                  "first_new_level", "obytes", "num_threads", "voxel_size", "zarr_format",
@@ -254,6 +255,8 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
         raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
                           f"needs {exc.needed / 2**30:.3g} GiB (raise --max_gb, or lower "
                           f"{unit_option})") from None
+    if hasattr(job.source, "cache_bytes"):  # input chunks that two tasks read
+        job.source.cache_bytes = plan.source_cache
     fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})
     if fewer and bands is None:
         say(f"note: --max_gb {budget:g} fits only {fewer[0]} parallel task(s) in some "

@@ -43,6 +43,7 @@ class Options:
     # not options of the command line: who calls convert, for messages and resume hints
     program: str = "scroll_to_ome.py"  # the script a resume hint runs
     input_label: str = "TIFF_DIR"  # what the input argument is called in messages
+    program_args: tuple[str, ...] = ()  # the program's own options, for resume hints
 
 
 
