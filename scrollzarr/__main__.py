@@ -1,7 +1,7 @@
 """``python -m scrollzarr COMMAND [options]``: run one of the programs by name.
 
 Commands are the console-script names (``scroll-to-ome``, ``ppm-to-layers``,
-``decompress-tiffs``, ``serve-ome``, ``make-sample``, ``validate-ome``); the underscore spellings of the
+``decompress-tiffs``, ``serve-ome``, ``make-sample``, ``validate-ome``, ``zarr-to-ome``); the underscore spellings of the
 top-level scripts (``scroll_to_ome``) work too.
 """
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "serve-ome": "serve_ome",
     "make-sample": "make_sample",
     "validate-ome": "validate_ome",
+    "zarr-to-ome": "zarr_to_ome",
 }
 
 USAGE = ("usage: python -m scrollzarr COMMAND [options]   (COMMAND --help for its options)\n"

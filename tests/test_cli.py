@@ -11,7 +11,7 @@ import pytest
 from scrollzarr import __version__
 
 SCRIPTS = ["scroll_to_ome", "ppm_to_layers", "decompress_tiffs", "serve_ome", "make_sample",
-           "validate_ome"]
+           "validate_ome", "zarr_to_ome"]
 
 
 def parser_of(script: str) -> argparse.ArgumentParser:

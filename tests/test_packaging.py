@@ -17,7 +17,8 @@ from conftest import ROOT
 
 SCRIPTS = {"scroll-to-ome": "scroll_to_ome", "ppm-to-layers": "ppm_to_layers",
            "decompress-tiffs": "decompress_tiffs", "serve-ome": "serve_ome",
-           "make-sample": "make_sample", "validate-ome": "validate_ome"}
+           "make-sample": "make_sample", "validate-ome": "validate_ome",
+           "zarr-to-ome": "zarr_to_ome"}
 
 
 def pins(lines):

@@ -25,6 +25,8 @@ FLAGS = {
     "--resume": "continue an interrupted conversion with the same options",
     "--allow_missing": "fill missing slice numbers with zeros instead of failing",
 }
+#: Options only a slice directory has (zarr_to_ome.py leaves them out).
+SLICES_ONLY = ("--first_new_level", "--allow_missing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tiff_dir", help="directory of slice TIFFs; the last integer in each "
                                     "file name is its z (slice) number")
     p.add_argument("output", help="output store, e.g. scroll.zarr")
+    add_conversion_arguments(p)
+    cli.add_common_flags(p)
+    return p
+
+
+def add_conversion_arguments(p: argparse.ArgumentParser, slices: bool = True) -> None:
+    """The options of a conversion, one per :class:`~scrollzarr.options.Options` field,
+    shared by scroll_to_ome.py and zarr_to_ome.py (``slices`` False leaves out
+    :data:`SLICES_ONLY`)."""
     p.add_argument("--chunk_size", type=cli.number(int, minimum=1), default=128,
                    help="edge of the cubic chunks, voxels (default 128)")
     p.add_argument("--nlevels", type=cli.number(int, minimum=1, maximum=64), default=6,
@@ -46,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranges", default=None,
                    help="crop X,Y,Z, each min:max in python slice syntax, empty = all, "
                         "e.g. '1000:3000,,500:' (z in slice numbers)")
-    p.add_argument("--first_new_level", type=cli.number(int, minimum=1), default=None,
-                   help="add levels N.. to an existing store, built from level N-1")
+    if slices:
+        p.add_argument("--first_new_level", type=cli.number(int, minimum=1), default=None,
+                       help="add levels N.. to an existing store, built from level N-1")
     p.add_argument("--obytes", type=cli.number(int), default=None, choices=(1, 2),
                    help="bytes per output voxel: 1 converts uint16 to uint8 (value // 256)")
     p.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
@@ -69,17 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=cli.number(int, minimum=1), default=None,
                    help="workers of the LocalCluster with --scheduler local (default: cores)")
     for flag, text in FLAGS.items():
-        p.add_argument(flag, action="store_true", help=text)
-    cli.add_common_flags(p)
-    return p
+        if slices or flag not in SLICES_ONLY:
+            p.add_argument(flag, action="store_true", help=text)
+
+
+def options_of(args: argparse.Namespace, **fixed) -> Options:
+    """The :class:`Options` of parsed arguments: every option has the name of its field;
+    fields that are no option of the script (``program``, ``input_label``, ...) keep
+    their defaults unless ``fixed`` gives them."""
+    return Options(**{f.name: getattr(args, f.name) for f in fields(Options)
+                      if hasattr(args, f.name)}, **fixed)
 
 
 def main(args: argparse.Namespace) -> None:
-    # every option has the name of its Options field (program and input_label are
-    # not options: their defaults name this script and its TIFF_DIR)
-    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)
-                         if hasattr(args, f.name)})
-    convert(args.tiff_dir, args.output, options)
+    convert(args.tiff_dir, args.output, options_of(args))
 
 
 def entry(argv: list[str] | None = None) -> int:

@@ -270,8 +270,9 @@ def _document(store: Store, key: str) -> bytes | None:
 
 
 def _level_scale(store: Store, level: str) -> tuple[list[float] | None, list | None]:
-    """``(scale, units)`` (z, y, x) of dataset ``level`` in the root's multiscales
-    (composed with the multiscales-wide scale), or ``(None, None)`` for a plain array."""
+    """``(scale, units)`` (z, y, x) of dataset ``level`` as the root's multiscales
+    declare it (composed with the multiscales-wide transform; read by the NGFF format
+    objects), or ``(None, None)`` for a plain array."""
     if not level:
         return None, None
     for key in ("zarr.json", ".zattrs"):
@@ -279,15 +280,13 @@ def _level_scale(store: Store, level: str) -> tuple[list[float] | None, list | N
         if raw is None:
             continue
         doc = json.loads(raw)
-        attrs = (doc.get("attributes") or {}) if key == "zarr.json" else doc
-        image = (ngff.multiscales_of(attrs) or [{}])[0]
-        outer, _ = ngff.transforms(image)
-        for entry in image.get("datasets") or []:
-            if str(entry.get("path", "")).strip("/") == level:
-                scale, _ = ngff.transforms(entry)
+        image = ngff.read_image((doc.get("attributes") or {}) if key == "zarr.json"
+                                else doc, str(store))
+        for found in image.levels if image is not None else ():
+            if found.path.strip("/") == level:
                 units = [a.get("unit") if isinstance(a, dict) else None
-                         for a in image.get("axes") or []][-3:]
-                return [o * s for o, s in zip(outer, scale)], units
+                         for a in image.entry.get("axes") or []][-3:]
+                return list(found.scale), units
     return None, None
 
 
