@@ -100,20 +100,33 @@ def time_decode(directory: Path) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def stack_arguments(description: str) -> argparse.ArgumentParser:
+    """A parser with the options of every bench on the synthetic stack: --size,
+    --repeats, --workdir (read the last two back with :func:`stack_dirs`)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--size", default="256,2048,2048", help="z,y,x of the stack")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workdir", default=None, help="where to keep the stack (default: tmp)")
+    return ap
+
+
+def stack_dirs(args: argparse.Namespace) -> tuple[tuple[int, ...], Path]:
+    """``(shape, work directory)`` of parsed :func:`stack_arguments` (the directory is
+    made if needed)."""
+    work = Path(args.workdir or tempfile.gettempdir()) / "scrollzarr-bench"
+    work.mkdir(parents=True, exist_ok=True)
+    return tuple(int(v) for v in args.size.split(",")), work
+
+
+def main() -> None:
+    ap = stack_arguments(__doc__.splitlines()[0])
     ap.add_argument("--skip_budget", action="store_true", help="skip the --max_gb run")
     ap.add_argument("--input", type=Path, help="convert this directory of slices")
     ap.add_argument("--decode_reference", action="store_true",
                     help="also time decoding the slices on all cores")
     ap.add_argument("extra", nargs="*", help="extra scroll_to_ome options (after --)")
     args = ap.parse_args()
-    shape = tuple(int(v) for v in args.size.split(","))
-    work = Path(args.workdir or tempfile.gettempdir()) / "scrollzarr-bench"
-    work.mkdir(parents=True, exist_ok=True)
+    shape, work = stack_dirs(args)
     slices = args.input or make_stack(work / f"slices-{'x'.join(map(str, shape))}", shape)
     size = sum(p.stat().st_size for p in slices.glob("*.tif"))
     warm(slices)

@@ -15,7 +15,6 @@ whether both outputs have the same chunk files.
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import os
 import re
@@ -23,11 +22,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_convert import run_measured  # also puts the checkout on sys.path
+from bench_convert import run_measured, stack_arguments, stack_dirs  # puts ROOT on sys.path
 from synthetic import make_stack, warm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,16 +61,11 @@ def same_chunks(a: Path, b: Path) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="256,2048,2048", help="z,y,x of the stack")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workdir", default=None, help="where to keep inputs (default: tmp)")
+    ap = stack_arguments(__doc__.splitlines()[0])
     ap.add_argument("options", nargs="*", help="conversion options for both (after --)")
     args = ap.parse_args()
-    shape = tuple(int(v) for v in args.size.split(","))
+    shape, work = stack_dirs(args)
     options = args.options or DEFAULT_OPTIONS
-    work = Path(args.workdir or tempfile.gettempdir()) / "scrollzarr-bench"
-    work.mkdir(parents=True, exist_ok=True)
     slices = make_stack(work / f"slices-{'x'.join(map(str, shape))}", shape)
     store = input_store(slices, work)
     size = chunk_bytes(store / "0")
