@@ -206,3 +206,14 @@ def test_an_s3_store_reads_like_numpy(tmp_path, s3_server, monkeypatch):
     source = ZarrSource(url, level="s1", options=RemoteOptions(cache_gb=0))
     check_boxes(source, vol[::2, ::2, ::2])
     assert source.fingerprint() == ZarrSource(url, level="s1").fingerprint()
+
+
+def test_a_lower_cache_bound_drops_kept_rows_at_once(tmp_path):
+    vol = volume()
+    source = ZarrSource(write_store(tmp_path / "in.zarr", vol, paths=("0",)))
+    read(source, ((0, 5), (0, 45), (0, 51)))  # part of the first layer: rows kept
+    reader = source._open()[0]
+    assert reader.cached_bytes > 0
+    source.cache_bytes = 0
+    assert reader.cached_bytes == 0
+    np.testing.assert_array_equal(read(source, ((5, 20), (0, 45), (0, 51))), vol[5:20])

@@ -68,6 +68,17 @@ class RowCache:
     def cached_bytes(self) -> int:
         return self._bytes
 
+    def set_max_bytes(self, max_bytes: int) -> None:
+        """Change the bound, dropping least recently used rows down to it at once."""
+        with self._lock:
+            self.max_bytes = max(0, int(max_bytes))
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes:
+            _, old = self._rows.popitem(last=False)
+            self._bytes -= old.data.nbytes
+
     def read(self, z: Span, y: Span, x: Span, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (shape of the box, C order) with voxels ``z, y, x`` of the
         array and return it."""
@@ -149,9 +160,7 @@ class RowCache:
             if data.nbytes <= self.max_bytes:
                 self._rows[key] = row
                 self._bytes += data.nbytes
-                while self._bytes > self.max_bytes:
-                    _, old = self._rows.popitem(last=False)
-                    self._bytes -= old.data.nbytes
+                self._evict()
         future.set_result(row)
         return row
 

@@ -160,7 +160,7 @@ class ZarrSource:
     def cache_bytes(self, value: int) -> None:
         self._cache_bytes = max(0, int(value))
         if self._reader is not None:
-            self._reader[0].max_bytes = self._cache_bytes
+            self._reader[0].set_max_bytes(self._cache_bytes)
 
     @property
     def chunks(self) -> tuple[int, int, int]:
