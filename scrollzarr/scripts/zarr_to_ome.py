@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from .. import cli, remote
+from .. import cli, progress, remote
 from ..convert import convert
 from ..sources.zarr_input import ZarrSource
 from .scroll_to_ome import add_conversion_arguments, options_of
@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> None:
     convert(source, args.output, options)
     if source.bytes_read:
         cli.note(f"input: read {source.bytes_read} bytes of chunks "
-                 f"({source.bytes_read / 2**30:.2f} GiB) from {source.location}", args.quiet)
+                 f"({progress.size(source.bytes_read)}) from {source.location}", args.quiet)
 
 
 def _own_arguments(args: argparse.Namespace) -> list[str]:
