@@ -245,14 +245,14 @@ def open_volume_grid(directory: str | Path, allow_missing: bool = False,
         if shape != implied:
             last = [lasts[a][1] for a in range(3) if k[a] == counts[a] and shape[a] != implied[a]]
             like = f" (as {last[0]})" if last else ""
-            raise ScrollError(f"{directory / cells[k]}: cell of {_zyx(shape)} voxels; its "
-                              f"position implies {_zyx(implied)}{like}")
+            raise ScrollError(f"{directory / cells[k]}: cell of {_zyx(shape)} voxels (z, y, "
+                              f"x); its position implies {_zyx(implied)}{like}")
     shape = tuple(CELL * (counts[a] - 1) + lasts[a][0] for a in range(3))
     return VolumeGridSource(str(directory), cells, counts, shape, dtype, len(missing))
 
 
 def _zyx(shape: tuple[int, ...]) -> str:
-    return "x".join(str(s) for s in shape) + " (z, y, x)"
+    return "x".join(str(s) for s in shape)
 
 
 def _name(key: Key, like: str) -> str:
