@@ -306,10 +306,10 @@ def _header(path: Path) -> tuple[tuple[int, int, int], np.dtype]:
             return (count, *first.shape), np.dtype(first.dtype)
     except ScrollError:
         raise
-    except PermissionError:
-        raise ScrollError(f"{path}: permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"{path}: not a readable TIFF ({exc})") from None
+    except Exception as exc:  # tifffile raises many kinds on a damaged file
+        why = "permission denied" if isinstance(exc, PermissionError) else \
+            f"not a readable TIFF ({exc})"
+        raise ScrollError(f"{path}: {why}") from None
 
 
 @functools.lru_cache(maxsize=1024)
