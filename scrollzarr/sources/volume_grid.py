@@ -364,28 +364,27 @@ def _read_raw(path: str, layout: tuple[tuple[int, ...], np.dtype], pages: tuple[
               rows: tuple[int, int], cols: tuple[int, int], width: int,
               out: np.ndarray) -> int:
     """Read an uncompressed cell: one byte range of whole rows per page, straight into
-    the rows of ``out`` when all columns are wanted."""
+    ``out`` when its planes are contiguous whole rows of the cell (one cell across), else
+    through a buffer (a row-by-row scatter costs more than the copy)."""
     offsets, dtype = layout
     (r0, r1), (c0, c1) = rows, cols
     itemsize = dtype.itemsize
-    whole = c0 == 0 and c1 == width
-    native = dtype.newbyteorder("=")
-    buffer = None if whole else chunkio.scratch("cell_rows", (r1 - r0, width), native)
+    direct = c0 == 0 and c1 == width and out[0].flags.c_contiguous
+    buffer = None if direct else \
+        chunkio.scratch("cell_rows", (r1 - r0, width), dtype.newbyteorder("="))
     done = 0
     fd = os.open(path, os.O_RDONLY)
     try:
         for i, page in enumerate(range(*pages)):
-            target = out[i] if whole else buffer
-            # out's rows are contiguous pieces of it: the file's rows scatter into them
-            views = [row.view(np.uint8) for row in target] if whole else \
-                [buffer.reshape(-1).view(np.uint8)]
-            got = os.preadv(fd, views, offsets[page] + r0 * width * itemsize)
+            target = out[i] if direct else buffer
+            got = os.preadv(fd, [target.reshape(-1).view(np.uint8)],
+                            offsets[page] + r0 * width * itemsize)
             if got != (r1 - r0) * width * itemsize:
                 raise ScrollError(f"{path}: truncated TIFF (short read of page {page})")
             done += got
             if not dtype.isnative and itemsize > 1:
                 target.byteswap(inplace=True)
-            if not whole:
+            if not direct:
                 out[i] = buffer[:, c0:c1]
     finally:
         os.close(fd)
