@@ -188,3 +188,76 @@ def test_duplicate_and_zero_indices_are_named(tmp_path, scroll):
     (directory / "cell_yxz_01_01_01.tif").rename(directory / "cell_yxz_000_001_001.tif")
     with pytest.raises(ScrollError, match=r"cell_yxz_000_001_001\.tif: cell index 0"):
         open_volume_grid(directory)
+
+
+# ---- conversion: cells convert to the very store their slices give
+
+def store_files(root):
+    """{relative path: bytes} of every file of a store (chunks and metadata)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scroll_dirs(tmp_path_factory, scroll):
+    """The scroll as slices and as cells."""
+    from conftest import write_stack
+    base = tmp_path_factory.mktemp("grid")
+    slices_dir = write_stack(base / "slices", scroll, photometric="minisblack")
+    return slices_dir, write_cells(base / "cells", scroll)
+
+
+CONVERSIONS = {
+    "v2": dict(chunk_size=64, nlevels=4),
+    "v3 sharded crop": dict(chunk_size=32, shard_size=64, nlevels=3, zarr_format=3,
+                            compression="zstd", ranges="12:509,3:38,7:515"),
+}
+
+
+@pytest.mark.parametrize("name", list(CONVERSIONS))
+def test_cells_convert_to_the_store_of_their_slices(tmp_path, scroll_dirs, name):
+    from scrollzarr.convert import Options, convert
+    slices_dir, cells_dir = scroll_dirs
+    options = Options(quiet=True, num_threads=2, **CONVERSIONS[name])
+    # the same file name: the image name in the metadata is the store's
+    convert(slices_dir, tmp_path / "a" / "o.zarr", options)
+    convert(cells_dir, tmp_path / "b" / "o.zarr", options)
+    assert store_files(tmp_path / "b" / "o.zarr") == store_files(tmp_path / "a" / "o.zarr")
+
+
+def test_conversion_reads_each_cell_byte_once(tmp_path, scroll_dirs, scroll):
+    from scrollzarr.convert import Options, convert
+    source = open_volume_grid(scroll_dirs[1])
+    convert(source, tmp_path / "o.zarr", Options(quiet=True, num_threads=2, chunk_size=32,
+                                                 nlevels=3, max_gb=0.05))
+    assert source.bytes_read == scroll.nbytes
+
+
+def test_script_names_the_missing_cell_and_fills_it_when_allowed(tmp_path, scroll):
+    import zarr
+    from conftest import run_script
+    cells = write_cells(tmp_path / "cells", scroll, skip={(1, 0, 0)})
+    refused = run_script("scroll_to_ome.py", cells, tmp_path / "o.zarr", "--quiet")
+    assert refused.returncode == 1 and not (tmp_path / "o.zarr").exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {cells}: missing cell cell_yxz_001_001_002.tif (1 of 4 missing; use "
+        "--allow_missing to fill them with zeros)"]
+    done = run_script("scroll_to_ome.py", cells, tmp_path / "o.zarr", "--allow_missing",
+                      "--chunk_size", "64", "--nlevels", "2")
+    assert done.returncode == 0, done.stderr
+    assert "1 of 4 volume_grid cells missing" in done.stderr
+    expected = scroll.copy()
+    expected[CELL:, :, :CELL] = 0
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "o.zarr" / "0", mode="r")[:],
+                                  expected)
+
+
+def test_script_refuses_a_mixed_directory_in_one_line(tmp_path, scroll):
+    from conftest import run_script
+    cells = write_cells(tmp_path / "cells", scroll[:30])
+    tifffile.imwrite(cells / "00007.tif", scroll[0])
+    refused = run_script("scroll_to_ome.py", cells, tmp_path / "o.zarr")
+    assert refused.returncode == 1 and not (tmp_path / "o.zarr").exists()
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {cells}: mixes volume_grid cells and slices (cell_yxz_001_001_001.tif and "
+        "00007.tif); keep them in separate directories"]

@@ -158,3 +158,92 @@ def test_auto_window_refuses_a_constant_sample(tmp_path):
     source = _cells(tmp_path / "cells", np.full((8, 8, 8), 9, np.uint16))
     with pytest.raises(ScrollError, match="give the window as LO:HI"):
         auto_window(source, ((0, 8),) * 3, 0.5, 99.5)
+
+
+# ---- conversions with --window
+
+def _level(store, level):
+    import zarr
+    return zarr.open_array(store / str(level), mode="r")[:]
+
+
+def _attributes(store):
+    import json
+    return json.loads((store / ".zattrs").read_text())
+
+
+def _scan(stack_dir):
+    from conftest import random_volume
+    volume = random_volume((37, 40, 44), seed=5)
+    volume[:, :, 30:] = 0  # masked: stays 0 whatever the window
+    return volume, stack_dir(volume)
+
+
+def test_window_writes_uint8_level0_and_its_pyramid(tmp_path, stack_dir):
+    from conftest import run_script
+    from reference import ref_pyramid
+    volume, src = _scan(stack_dir)
+    out = tmp_path / "o.zarr"
+    run_script("scroll_to_ome.py", src, out, "--window", "1000:40000", "--chunk_size", "16",
+               "--nlevels", "3", "--quiet", check=True)
+    for level, expected in enumerate(ref_pyramid(reference(volume, 1000, 40000), 3, "mean")):
+        got = _level(out, level)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected)
+    attributes = _attributes(out)
+    assert attributes["scrollzarr"]["window"] == {"lo": 1000.0, "hi": 40000.0,
+                                                  "source_dtype": "uint16"}
+    window = attributes["omero"]["channels"][0]["window"]
+    assert (window["min"], window["max"]) == (0.0, 255.0) and window["end"] <= 255
+
+
+def test_auto_window_of_a_crop_is_the_percentiles_of_its_sample(tmp_path, stack_dir):
+    from scrollzarr.convert import Options, convert
+    volume, src = _scan(stack_dir)
+    out = convert(src, tmp_path / "o.zarr", Options(window="auto:2:98", ranges="3:41,5:,2:30",
+                                                    chunk_size=16, nlevels=2, quiet=True))
+    crop = volume[2:30, 5:, 3:41]
+    sample = crop[::4, ::4, ::4]
+    lo, hi = (float(v) for v in np.percentile(sample[sample != 0], [2, 98]))
+    assert _attributes(out)["scrollzarr"]["window"] == {"lo": lo, "hi": hi,
+                                                        "source_dtype": "uint16"}
+    np.testing.assert_array_equal(_level(out, 0), reference(crop, lo, hi))
+
+
+def test_resume_keeps_the_auto_window_of_the_first_run(tmp_path, stack_dir):
+    import signal
+    from conftest import run_script
+    _, src = _scan(stack_dir)
+    options = ["--window", "auto", "--chunk_size", "8", "--nlevels", "3", "--max_gb",
+               "0.00005", "--num_threads", "1"]
+    run_script("scroll_to_ome.py", src, tmp_path / "ref" / "o.zarr", *options, "--quiet",
+               check=True)
+    out = tmp_path / "o.zarr"
+    killed = run_script("scroll_to_ome.py", src, out, *options, "--quiet",
+                        env={"SCROLLZARR_KILL_AT": "task:3", "SCROLLZARR_JOURNAL_SECONDS": "0"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = run_script("scroll_to_ome.py", src, out, *options, "--resume",
+                         env={"SCROLLZARR_PROGRESS_SECONDS": "0"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert "--window auto: LO" in resumed.stderr and "recorded by the first run" in resumed.stderr
+    assert "auto window sample" not in resumed.stderr  # not sampled again
+    from test_volume_grid import store_files
+    assert store_files(out) == store_files(tmp_path / "ref" / "o.zarr")
+
+
+def test_window_with_obytes_2_names_both(tmp_path, stack_dir):
+    from conftest import run_script
+    _, src = _scan(stack_dir)
+    refused = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", "--window", "1:2",
+                         "--obytes", "2")
+    assert refused.returncode == 1 and not (tmp_path / "o.zarr").exists()
+    assert "--window" in refused.stderr and "--obytes 2" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_bad_window_on_the_command_line_is_one_line(tmp_path, stack_dir):
+    from conftest import run_script
+    _, src = _scan(stack_dir)
+    refused = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", "--window", "9:3")
+    assert refused.returncode != 0 and not (tmp_path / "o.zarr").exists()
+    assert "--window 9:3: LO must be below HI" in refused.stderr
