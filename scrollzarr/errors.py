@@ -1,4 +1,11 @@
-"""The one exception type our scripts report to users."""
+"""The one exception type our scripts report to users, and :func:`reading`, which words
+the OSError of reading an input file as one of them."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 
 class ScrollError(Exception):
@@ -22,3 +29,19 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signum, message)
         self.signum = signum
         self.message = message
+
+
+@contextmanager
+def reading(path: str | Path, suffix: str) -> Iterator[None]:
+    """Turn the OSError of reading the ``suffix`` file (".ppm", ".obj") at ``path`` into
+    a one-line :class:`ScrollError` naming it: missing, a directory, or unreadable (with
+    the system's reason)."""
+    article = "an" if suffix[1:2] in "aeiou" else "a"
+    try:
+        yield
+    except FileNotFoundError:
+        raise ScrollError(f"{path}: {suffix} file does not exist") from None
+    except IsADirectoryError:
+        raise ScrollError(f"{path}: is a directory, not {article} {suffix} file") from None
+    except OSError as exc:
+        raise ScrollError(f"{path}: cannot read {suffix} file ({exc.strerror})") from None
