@@ -220,6 +220,8 @@ def test_cells_convert_to_the_store_of_their_slices(tmp_path, scroll_dirs, name)
     slices_dir, cells_dir = scroll_dirs
     options = Options(quiet=True, num_threads=2, **CONVERSIONS[name])
     # the same file name: the image name in the metadata is the store's
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     convert(slices_dir, tmp_path / "a" / "o.zarr", options)
     convert(cells_dir, tmp_path / "b" / "o.zarr", options)
     assert store_files(tmp_path / "b" / "o.zarr") == store_files(tmp_path / "a" / "o.zarr")

@@ -200,8 +200,9 @@ def test_window_writes_uint8_level0_and_its_pyramid(tmp_path, stack_dir):
 def test_auto_window_of_a_crop_is_the_percentiles_of_its_sample(tmp_path, stack_dir):
     from scrollzarr.convert import Options, convert
     volume, src = _scan(stack_dir)
-    out = convert(src, tmp_path / "o.zarr", Options(window="auto:2:98", ranges="3:41,5:,2:30",
-                                                    chunk_size=16, nlevels=2, quiet=True))
+    out = tmp_path / "o.zarr"
+    convert(src, out, Options(window="auto:2:98", ranges="3:41,5:,2:30",
+                              chunk_size=16, nlevels=2, quiet=True))
     crop = volume[2:30, 5:, 3:41]
     sample = crop[::4, ::4, ::4]
     lo, hi = (float(v) for v in np.percentile(sample[sample != 0], [2, 98]))
@@ -216,6 +217,7 @@ def test_resume_keeps_the_auto_window_of_the_first_run(tmp_path, stack_dir):
     _, src = _scan(stack_dir)
     options = ["--window", "auto", "--chunk_size", "8", "--nlevels", "3", "--max_gb",
                "0.00005", "--num_threads", "1"]
+    (tmp_path / "ref").mkdir()
     run_script("scroll_to_ome.py", src, tmp_path / "ref" / "o.zarr", *options, "--quiet",
                check=True)
     out = tmp_path / "o.zarr"

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add levels N.. to an existing store, built from level N-1")
     p.add_argument("--obytes", type=cli.number(int), default=None, choices=(1, 2),
                    help="bytes per output voxel: 1 converts uint16 to uint8 (value // 256)")
+    p.add_argument("--window", default=None, metavar="LO:HI|auto[:P_LO:P_HI]",
+                   help="write uint8 through a contrast window: LO..HI maps to 0..255 "
+                        "(0 stays 0); auto takes LO, HI from percentiles of the non-zero "
+                        "voxels of a sample (default auto:0.5:99.5)")
     p.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
                    help="parallel tasks (default: number of cores)")
     p.add_argument("--voxel_size", type=cli.number(float, above=0), default=None,
