@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scroll_to_ome.py",
         description="Convert scroll slice TIFFs (one per z) to OME-Zarr (zarr v2, NGFF 0.4) "
                     "with a resolution pyramid.")
-    p.add_argument("tiff_dir", help="directory of slice TIFFs; the last integer in each "
-                                    "file name is its z (slice) number")
+    p.add_argument("tiff_dir", help="directory of slice TIFFs (the last integer in each "
+                                    "file name is its z (slice) number) or of volume_grid "
+                                    "cells (cell_yxz_YYY_XXX_ZZZ.tif)")
     p.add_argument("output", help="output store, e.g. scroll.zarr")
     p.add_argument("--chunk_size", type=cli.number(int, minimum=1), default=128,
                    help="edge of the cubic chunks, voxels (default 128)")
