@@ -248,7 +248,9 @@ def open_volume_grid(directory: str | Path, allow_missing: bool = False,
             raise ScrollError(f"{directory / cells[k]}: cell of {_zyx(shape)} voxels (z, y, "
                               f"x); its position implies {_zyx(implied)}{like}")
     shape = tuple(CELL * (counts[a] - 1) + lasts[a][0] for a in range(3))
-    return VolumeGridSource(str(directory), cells, counts, shape, dtype, len(missing))
+    # absolute: a source pickled to a dask worker in another directory reads the same files
+    return VolumeGridSource(os.path.abspath(directory), cells, counts, shape, dtype,
+                            len(missing))
 
 
 def _zyx(shape: tuple[int, ...]) -> str:
