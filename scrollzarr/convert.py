@@ -258,8 +258,7 @@ def _command_line(input_dir: str | Path, output: str, o: Options) -> str:
     defaults = Options()
     for name in ("chunk_size", "nlevels", "max_gb", "algorithm", "ranges",
                  "first_new_level", "obytes", "window", "num_threads", "voxel_size",
-                 "zarr_format",
-                 "shard_size", "compression", "scheduler", "workers"):
+                 "zarr_format", "shard_size", "compression", "scheduler", "workers"):
         value = getattr(o, name)
         if value != getattr(defaults, name):
             words += [f"--{name}", str(value)]

@@ -249,3 +249,20 @@ def test_bad_window_on_the_command_line_is_one_line(tmp_path, stack_dir):
     refused = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", "--window", "9:3")
     assert refused.returncode != 0 and not (tmp_path / "o.zarr").exists()
     assert "--window 9:3: LO must be below HI" in refused.stderr
+
+
+def test_new_levels_keep_the_recorded_window(tmp_path, stack_dir):
+    from conftest import run_script
+    _, src = _scan(stack_dir)
+    out = tmp_path / "o.zarr"
+    run_script("scroll_to_ome.py", src, out, "--window", "100:3000", "--chunk_size", "16",
+               "--nlevels", "2", "--quiet", check=True)
+    run_script("scroll_to_ome.py", src, out, "--first_new_level", "2", "--nlevels", "3",
+               "--quiet", check=True)
+    assert _attributes(out)["scrollzarr"]["window"] == {"lo": 100.0, "hi": 3000.0,
+                                                        "source_dtype": "uint16"}
+    assert _level(out, 2).dtype == np.uint8
+    refused = run_script("scroll_to_ome.py", src, out, "--first_new_level", "2",
+                         "--nlevels", "3", "--window", "1:2")
+    assert refused.returncode == 1 and "--window cannot be combined with --first_new_level" \
+        in refused.stderr
