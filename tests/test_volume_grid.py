@@ -8,10 +8,14 @@ import pickle
 import numpy as np
 import pytest
 import tifffile
+import zarr
 
+from conftest import run_script, write_stack
 from scrollzarr import decompress, sample, slices
+from scrollzarr.convert import Options, convert
 from scrollzarr.errors import ScrollError
 from scrollzarr.sources.volume_grid import CELL, is_volume_grid, open_volume_grid
+from test_resume import store_bytes  # {relative path: bytes} of every file of a store
 
 #: (z, y, x): short edge cells on every axis (20 planes, 40 rows, 10 columns)
 SHAPE = (520, 40, 510)
@@ -192,16 +196,9 @@ def test_duplicate_and_zero_indices_are_named(tmp_path, scroll):
 
 # ---- conversion: cells convert to the very store their slices give
 
-def store_files(root):
-    """{relative path: bytes} of every file of a store (chunks and metadata)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def scroll_dirs(tmp_path_factory, scroll):
     """The scroll as slices and as cells."""
-    from conftest import write_stack
     base = tmp_path_factory.mktemp("grid")
     slices_dir = write_stack(base / "slices", scroll, photometric="minisblack")
     return slices_dir, write_cells(base / "cells", scroll)
@@ -216,7 +213,6 @@ CONVERSIONS = {
 
 @pytest.mark.parametrize("name", list(CONVERSIONS))
 def test_cells_convert_to_the_store_of_their_slices(tmp_path, scroll_dirs, name):
-    from scrollzarr.convert import Options, convert
     slices_dir, cells_dir = scroll_dirs
     options = Options(quiet=True, num_threads=2, **CONVERSIONS[name])
     # the same file name: the image name in the metadata is the store's
@@ -224,11 +220,10 @@ def test_cells_convert_to_the_store_of_their_slices(tmp_path, scroll_dirs, name)
     (tmp_path / "b").mkdir()
     convert(slices_dir, tmp_path / "a" / "o.zarr", options)
     convert(cells_dir, tmp_path / "b" / "o.zarr", options)
-    assert store_files(tmp_path / "b" / "o.zarr") == store_files(tmp_path / "a" / "o.zarr")
+    assert store_bytes(tmp_path / "b" / "o.zarr") == store_bytes(tmp_path / "a" / "o.zarr")
 
 
 def test_conversion_reads_each_cell_byte_once(tmp_path, scroll_dirs, scroll):
-    from scrollzarr.convert import Options, convert
     source = open_volume_grid(scroll_dirs[1])
     convert(source, tmp_path / "o.zarr", Options(quiet=True, num_threads=2, chunk_size=32,
                                                  nlevels=3, max_gb=0.05))
@@ -236,8 +231,6 @@ def test_conversion_reads_each_cell_byte_once(tmp_path, scroll_dirs, scroll):
 
 
 def test_script_names_the_missing_cell_and_fills_it_when_allowed(tmp_path, scroll):
-    import zarr
-    from conftest import run_script
     cells = write_cells(tmp_path / "cells", scroll, skip={(1, 0, 0)})
     refused = run_script("scroll_to_ome.py", cells, tmp_path / "o.zarr", "--quiet")
     assert refused.returncode == 1 and not (tmp_path / "o.zarr").exists()
@@ -255,7 +248,6 @@ def test_script_names_the_missing_cell_and_fills_it_when_allowed(tmp_path, scrol
 
 
 def test_script_refuses_a_mixed_directory_in_one_line(tmp_path, scroll):
-    from conftest import run_script
     cells = write_cells(tmp_path / "cells", scroll[:30])
     tifffile.imwrite(cells / "00007.tif", scroll[0])
     refused = run_script("scroll_to_ome.py", cells, tmp_path / "o.zarr")

@@ -3,14 +3,22 @@ the auto window's percentiles on volumes whose sampled histogram is known."""
 
 from __future__ import annotations
 
+import json
+import signal
+
 import numpy as np
 import pytest
 import tifffile
+import zarr
 
+from conftest import random_volume, run_script
+from reference import ref_pyramid
+from scrollzarr.convert import Options, convert
 from scrollzarr.errors import ScrollError
 from scrollzarr.sources.volume_grid import open_volume_grid
 from scrollzarr.window import (AutoWindow, Window, apply_window, auto_window,
                                histogram_percentile, parse_window)
+from test_resume import store_bytes
 
 
 def reference(values, lo, hi):
@@ -163,25 +171,20 @@ def test_auto_window_refuses_a_constant_sample(tmp_path):
 # ---- conversions with --window
 
 def _level(store, level):
-    import zarr
     return zarr.open_array(store / str(level), mode="r")[:]
 
 
 def _attributes(store):
-    import json
     return json.loads((store / ".zattrs").read_text())
 
 
 def _scan(stack_dir):
-    from conftest import random_volume
     volume = random_volume((37, 40, 44), seed=5)
     volume[:, :, 30:] = 0  # masked: stays 0 whatever the window
     return volume, stack_dir(volume)
 
 
 def test_window_writes_uint8_level0_and_its_pyramid(tmp_path, stack_dir):
-    from conftest import run_script
-    from reference import ref_pyramid
     volume, src = _scan(stack_dir)
     out = tmp_path / "o.zarr"
     run_script("scroll_to_ome.py", src, out, "--window", "1000:40000", "--chunk_size", "16",
@@ -198,7 +201,6 @@ def test_window_writes_uint8_level0_and_its_pyramid(tmp_path, stack_dir):
 
 
 def test_auto_window_of_a_crop_is_the_percentiles_of_its_sample(tmp_path, stack_dir):
-    from scrollzarr.convert import Options, convert
     volume, src = _scan(stack_dir)
     out = tmp_path / "o.zarr"
     convert(src, out, Options(window="auto:2:98", ranges="3:41,5:,2:30",
@@ -212,8 +214,6 @@ def test_auto_window_of_a_crop_is_the_percentiles_of_its_sample(tmp_path, stack_
 
 
 def test_resume_keeps_the_auto_window_of_the_first_run(tmp_path, stack_dir):
-    import signal
-    from conftest import run_script
     _, src = _scan(stack_dir)
     options = ["--window", "auto", "--chunk_size", "8", "--nlevels", "3", "--max_gb",
                "0.00005", "--num_threads", "1"]
@@ -229,12 +229,10 @@ def test_resume_keeps_the_auto_window_of_the_first_run(tmp_path, stack_dir):
     assert resumed.returncode == 0, resumed.stderr
     assert "--window auto: LO" in resumed.stderr and "recorded by the first run" in resumed.stderr
     assert "auto window sample" not in resumed.stderr  # not sampled again
-    from test_volume_grid import store_files
-    assert store_files(out) == store_files(tmp_path / "ref" / "o.zarr")
+    assert store_bytes(out) == store_bytes(tmp_path / "ref" / "o.zarr")
 
 
 def test_window_with_obytes_2_names_both(tmp_path, stack_dir):
-    from conftest import run_script
     _, src = _scan(stack_dir)
     refused = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", "--window", "1:2",
                          "--obytes", "2")
@@ -244,7 +242,6 @@ def test_window_with_obytes_2_names_both(tmp_path, stack_dir):
 
 
 def test_bad_window_on_the_command_line_is_one_line(tmp_path, stack_dir):
-    from conftest import run_script
     _, src = _scan(stack_dir)
     refused = run_script("scroll_to_ome.py", src, tmp_path / "o.zarr", "--window", "9:3")
     assert refused.returncode != 0 and not (tmp_path / "o.zarr").exists()
@@ -252,7 +249,6 @@ def test_bad_window_on_the_command_line_is_one_line(tmp_path, stack_dir):
 
 
 def test_new_levels_keep_the_recorded_window(tmp_path, stack_dir):
-    from conftest import run_script
     _, src = _scan(stack_dir)
     out = tmp_path / "o.zarr"
     run_script("scroll_to_ome.py", src, out, "--window", "100:3000", "--chunk_size", "16",
