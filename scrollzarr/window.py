@@ -30,8 +30,10 @@ from .sources.base import Source, Span
 STEP = 4
 #: Default percentiles of ``--window auto``.
 AUTO = (0.5, 99.5)
-#: Bytes of one band :func:`auto_window` reads at once.
-BAND_BYTES = 64 << 20
+#: Rows of the bands :func:`auto_window` reads (a multiple of :data:`STEP`): a band's
+#: planes are read one after the other, so a chunked source decodes the chunks of one band
+#: once for all its sampled planes when its cache holds a band's chunk row.
+BAND_ROWS = 128
 #: Elements mapped at once by :func:`apply_window` (bounds its float64 or index
 #: temporaries to 2 MiB).
 _BLOCK = 1 << 18
@@ -127,7 +129,7 @@ def auto_window(source: Source, crop: tuple[Span, Span, Span], p_lo: float, p_hi
     region ``crop`` ((z0, z1), (y0, y1), (x0, x1), voxels of the source).
 
     Reads every 4th plane of the region within ``source.filled()`` (a quarter of the
-    region's bytes), in bands of at most :data:`BAND_BYTES`, through ``source.read``.
+    region's bytes), band of :data:`BAND_ROWS` rows by band, through ``source.read``.
     Raises :class:`ScrollError` if the sample has no non-zero voxel.
     """
     (z0, z1), (y0, y1), (x0, x1) = crop
@@ -135,17 +137,16 @@ def auto_window(source: Source, crop: tuple[Span, Span, Span], p_lo: float, p_hi
     planes = [z for z in range(z0, z1, STEP) if f0 <= z < f1]
     dtype = np.dtype(source.dtype)
     width = x1 - x0
-    rows = max(STEP, BAND_BYTES // max(width * dtype.itemsize, 1) // STEP * STEP)
+    buffer = np.empty((1, min(BAND_ROWS, y1 - y0), width), dtype)
     histogram = dtype.kind in "ub" and dtype.itemsize <= 2
     counts = np.zeros(1 << (8 * dtype.itemsize), np.int64) if histogram else None
     kept: list[np.ndarray] = []
     total = len(planes) * (y1 - y0) * width * dtype.itemsize
     with progress.bar(total, "auto window sample", quiet=quiet) as bar:
-        for z in planes:
-            for a in range(y0, y1, rows):
-                b = min(a + rows, y1)
-                band = source.read((z, z + 1), (a, b), (x0, x1),
-                                   np.empty((1, b - a, width), dtype))
+        for a in range(y0, y1, BAND_ROWS):
+            b = min(a + BAND_ROWS, y1)
+            for z in planes:
+                band = source.read((z, z + 1), (a, b), (x0, x1), buffer[:, :b - a])
                 sample = band[0, ::STEP, ::STEP]
                 if histogram:
                     counts += np.bincount(sample.reshape(-1), minlength=counts.size)
