@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import chunkio, cli, journal, ngff, plan as planning, progress, safety, spec as specs
-from . import store
+from . import store, window
 from .errors import Interrupted, ScrollError
 from .options import Options, check_options, default_budget_gb, parse_ranges
 from .output_state import OutputState, inspect_output
@@ -76,6 +76,8 @@ def convert(source: Source | str | Path, output: str | Path, options: Options = 
         if o.shard_size is not None and spec.shard < o.shard_size:
             say(f"note: --shard_size {o.shard_size} is larger than the volume; using "
                 f"{spec.shard}")
+        if o.window is not None:
+            spec = _with_window(o, spec, src, say)
     params = {**specs.journal_params(spec, src), "command": _command_line(where, output, o)}
     return _execute(o, spec, specs.job(spec, src), params, specs.summary(spec, src), say)
 
@@ -133,7 +135,8 @@ def _execute(o: Options, spec: specs.ConversionSpec, job: planning.Job, params: 
                 **ngff.image_attributes(spec.levels_meta[:level + 1], spec.origin,
                                         spec.voxel_size, spec.name, spec.zarr_format,
                                         _omero(spec, level) if level == last else None),
-                ngff.OWN_KEY: store.own_attributes(spec.origin, complete=level == last)})
+                ngff.OWN_KEY: store.own_attributes(spec.origin, complete=level == last,
+                                                   window=spec.window_attributes)})
             store.write_consolidated(output)
         journal.crash_point("level")
 
@@ -154,14 +157,38 @@ def _execute(o: Options, spec: specs.ConversionSpec, job: planning.Job, params: 
             raise _disk_error(output, exc, o) from None
         raise
     if spec.zarr_only:
-        store.set_attributes(output, {ngff.OWN_KEY: store.own_attributes(spec.origin,
-                                                                         complete=True)})
+        store.set_attributes(output, {ngff.OWN_KEY: store.own_attributes(
+            spec.origin, complete=True, window=spec.window_attributes)})
     record.remove()
     level0 = int(np.prod(spec.shapes[0])) * np.dtype(spec.dtype).itemsize
     for line in progress.finished(output, len(spec.shapes), time.monotonic() - started,
                                   level0, store.disk_usage(output), not spec.zarr_only):
         say(line)
     return output
+
+
+def _with_window(o: Options, spec: specs.ConversionSpec, src: Source,
+                 say: Callable[[str], None]) -> specs.ConversionSpec:
+    """``spec`` through the ``--window`` of ``o``; an auto window is the one the journal
+    recorded when resuming (never sampled again), else sampled from the cropped input."""
+    request = window.parse_window(o.window)
+    text = (f"auto:{request.p_lo!r}:{request.p_hi!r}" if isinstance(request, window.AutoWindow)
+            else f"{request.lo!r}:{request.hi!r}")
+    if isinstance(request, window.Window):
+        return specs.windowed(spec, request, text, src.dtype)
+    recorded = None
+    if o.resume and inspect_output(spec.output) is OutputState.RESUMABLE:
+        recorded = journal.Journal.open(spec.output).params.get("window")
+    if recorded is not None:  # a different request is refused by the journal's check
+        lo, hi = recorded["lo"], recorded["hi"]
+        how = "recorded by the first run"
+    else:
+        box = tuple((c, c + n) for c, n in zip(spec.crop, spec.shapes[0]))
+        lo, hi = window.auto_window(src, box, request.p_lo, request.p_hi, quiet=o.quiet)
+        how = (f"the {request.p_lo:g} and {request.p_hi:g} percentiles of the non-zero "
+               f"voxels of every {window.STEP}th voxel")
+    say(f"--window {o.window}: LO {lo:g}, HI {hi:g} ({how})")
+    return specs.windowed(spec, (lo, hi), text, src.dtype)
 
 
 def _omero(spec: specs.ConversionSpec, level: int) -> dict:
@@ -231,8 +258,8 @@ def _command_line(input_dir: str | Path, output: str, o: Options) -> str:
                                               *o.program_args]
     defaults = Options()
     for name in ("chunk_size", "nlevels", "max_gb", "algorithm", "ranges",
-                 "first_new_level", "obytes", "num_threads", "voxel_size", "zarr_format",
-                 "shard_size", "compression", "scheduler", "workers"):
+                 "first_new_level", "obytes", "window", "num_threads", "voxel_size",
+                 "zarr_format", "shard_size", "compression", "scheduler", "workers"):
         value = getattr(o, name)
         if value != getattr(defaults, name):
             words += [f"--{name}", str(value)]

@@ -46,6 +46,7 @@ from . import chunkio, decode, progress
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
 from .slices import check_regular_files
+from .sources.volume_grid import refuse_cells
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PARTIAL = ".partial"  # suffix of outputs still being written
@@ -123,6 +124,7 @@ def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> li
         names = sorted(os.listdir(in_dir))
     except OSError as exc:
         raise ScrollError(f"{in_dir}: cannot list input directory ({exc.strerror})") from None
+    refuse_cells(in_dir, names)  # multi-page cells are no slices to decompress one by one
     found: list[Path] = []
     ignored: list[str] = []
     for name in names:

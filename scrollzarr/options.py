@@ -13,6 +13,7 @@ import psutil
 
 from . import pyramid
 from .errors import ScrollError
+from .window import parse_window
 
 Span = tuple[int, int]
 
@@ -30,6 +31,7 @@ class Options:
     ranges: str | None = None
     first_new_level: int | None = None
     obytes: int | None = None
+    window: str | None = None  # --window LO:HI | auto[:P_LO:P_HI] (scrollzarr.window)
     num_threads: int | None = None
     voxel_size: float | None = None
     allow_missing: bool = False
@@ -119,6 +121,14 @@ def check_options(o: Options) -> None:
                           + ", ".join(pyramid.ALGORITHMS))
     if o.obytes not in (None, 1, 2):
         raise ScrollError(f"--obytes {o.obytes}: must be 1 (uint8) or 2 (uint16)")
+    if o.window is not None:
+        parse_window(o.window)  # names --window and the text
+        if o.obytes == 2:
+            raise ScrollError(f"--window {o.window} writes uint8: it cannot be combined "
+                              "with --obytes 2")
+        if o.first_new_level is not None:
+            raise ScrollError("--window cannot be combined with --first_new_level (which "
+                              "builds levels from the store, not from the input)")
     if o.num_threads is not None and o.num_threads <= 0:
         raise ScrollError(f"--num_threads {o.num_threads}: must be at least 1")
     if o.scheduler is not None or o.workers is not None:

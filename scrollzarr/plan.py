@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import chunkio, progress, pyramid
+from . import chunkio, progress, pyramid, window
 from .sources.base import Source
 
 Span = tuple[int, int]
@@ -424,10 +424,12 @@ def _planes_per_read(job: Job) -> int:
 
 
 def map_values(job: Job, values: np.ndarray, out: np.ndarray) -> None:
-    """Map source voxels ``values`` into ``out`` (the job's dtype): ``--obytes 1`` keeps
-    the high byte of uint16 (value >> 8). The one place where source values change."""
-    if job.window is not None:  # scrollzarr/window.py wires --window here
-        raise NotImplementedError("Job.window is not mapped yet")
+    """Map source voxels ``values`` into ``out`` (the job's dtype): ``--window`` LO:HI to
+    uint8 (:func:`scrollzarr.window.apply_window`), or ``--obytes 1``, which keeps the high
+    byte of uint16 (value >> 8). The one place where source values change."""
+    if job.window is not None:
+        window.apply_window(values, *job.window, out)
+        return
     np.right_shift(values, job.shift, out=out, casting="unsafe")
 
 

@@ -150,6 +150,8 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    from .sources.volume_grid import refuse_cells  # not at the top: it imports this module
+    refuse_cells(directory, names)  # a cell is never a slice numbered by its last integer
     paths: dict[int, Path] = {}
     ignored: list[str] = []
     check_regular_files([directory / n for n in names if not n.startswith(".")

@@ -11,7 +11,7 @@ origin and voxel size. :func:`job` turns it into the plan's :class:`~scrollzarr.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,9 @@ class ConversionSpec:
     (z, y, x) that becomes level 0's (0, 0, 0), ``origin`` what the metadata records
     for it, ``filled[l]`` the z span of level ``l`` that can hold non-zero data.
     ``shift``/``window`` map source values to ``dtype`` (see
-    :func:`scrollzarr.plan.map_values`).
+    :func:`scrollzarr.plan.map_values`); ``window`` is the resolved (LO, HI) of
+    ``--window`` (``window_request`` its text as parsed, ``source_dtype`` the dtype it maps
+    from), see :func:`windowed`.
     """
 
     output: str
@@ -59,6 +61,16 @@ class ConversionSpec:
     filled: tuple[Span, ...] = ()
     shift: int = 0
     window: tuple[float, float] | None = None
+    window_request: str | None = None
+    source_dtype: str | None = None
+
+    @property
+    def window_attributes(self) -> dict | None:
+        """What our attributes record of the window: ``{"lo", "hi", "source_dtype"}``."""
+        if self.window is None:
+            return None
+        return {"lo": self.window[0], "hi": self.window[1],
+                "source_dtype": np.dtype(self.source_dtype).name}
 
     @property
     def unit(self) -> int:
@@ -147,6 +159,15 @@ def full_spec(o: Options, source: Source, output: str) -> ConversionSpec:
         filled=filled_spans(source.filled(), (z0, z1), nlevels, o.algorithm), shift=shift)
 
 
+def windowed(spec: ConversionSpec, window: tuple[float, float], request: str,
+             source_dtype: np.dtype) -> ConversionSpec:
+    """``spec`` writing uint8 through the window (LO, HI) resolved from the ``--window``
+    text ``request`` (instead of ``--obytes``' shift)."""
+    return replace(spec, dtype=np.dtype(np.uint8).str, shift=0,
+                   window=(float(window[0]), float(window[1])), window_request=request,
+                   source_dtype=np.dtype(source_dtype).str)
+
+
 def _origin(crop: Shape, source_origin: tuple[float, float, float]
             ) -> tuple[float, float, float]:
     """Level 0's origin in the scan, (z, y, x) voxels: the crop, moved by the source's
@@ -199,6 +220,7 @@ def new_levels_spec(o: Options, output: str) -> ConversionSpec:
     voxel = scale0[0] if any(a.get("unit") for a in ms[0]["axes"]) else None
     origin = tuple(attrs.get(ngff.OWN_KEY, {}).get("origin_zyx")
                    or (t / (voxel or 1.0) for t in trans0))
+    window = attrs.get(ngff.OWN_KEY, {}).get("window")  # kept in our attributes
     return ConversionSpec(
         output=output, shapes=tuple(shapes), dtype=np.dtype(src.dtype).str,
         chunk=src.chunks[0], shard=_shard_of(src), compression=store.compression_of(src),
@@ -207,7 +229,9 @@ def new_levels_spec(o: Options, output: str) -> ConversionSpec:
         algorithms=tuple(algorithms_old[:n]) + (o.algorithm,) * (o.nlevels - n),
         algorithm=o.algorithm, origin=origin, voxel_size=voxel,
         name=ms[0].get("name", name_of(output)), first_level=n,
-        replaced=tuple(d["path"] for d in datasets[n:]))
+        replaced=tuple(d["path"] for d in datasets[n:]),
+        window=(window["lo"], window["hi"]) if window else None,
+        source_dtype=np.dtype(window["source_dtype"]).str if window else None)
 
 
 def job(spec: ConversionSpec, source: Source | None) -> planning.Job:
@@ -233,6 +257,9 @@ def journal_params(spec: ConversionSpec, source: Source | None) -> dict:
         "chunk_size": spec.chunk, "algorithm": spec.algorithm, "zarr_only": spec.zarr_only,
         "voxel_size": spec.voxel_size, "zarr_format": spec.zarr_format,
         "shard_size": spec.shard, "compression": spec.compression,
+        # only with --window: journals written without it keep matching
+        **({"window": {"request": spec.window_request, "lo": spec.window[0],
+                       "hi": spec.window[1]}} if spec.window else {}),
     }
 
 

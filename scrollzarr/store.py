@@ -167,9 +167,12 @@ def create_array(store: Path | str, shape: tuple[int, int, int],
         dimension_names=AXES, **common)
 
 
-def own_attributes(origin: Sequence[float], complete: bool) -> dict[str, Any]:
-    """Our attributes: whether the conversion finished, and the crop origin (z, y, x)."""
-    return {"complete": complete, "origin_zyx": list(origin)}
+def own_attributes(origin: Sequence[float], complete: bool,
+                   window: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our attributes: whether the conversion finished, the crop origin (z, y, x) and,
+    with ``--window``, the window (``{"lo", "hi", "source_dtype"}``)."""
+    own = {"complete": complete, "origin_zyx": list(origin)}
+    return own if window is None else {**own, "window": window}
 
 
 def create(spec: "ConversionSpec") -> None:
@@ -179,7 +182,8 @@ def create(spec: "ConversionSpec") -> None:
     layout = dict(zarr_format=spec.zarr_format, shard=spec.shard,
                   compression=spec.compression)
     dtype = np.dtype(spec.dtype)
-    own = {OWN_KEY: own_attributes(spec.origin, complete=False)}
+    own = {OWN_KEY: own_attributes(spec.origin, complete=False,
+                                   window=spec.window_attributes)}
     if spec.zarr_only:
         create_array(spec.output, spec.shapes[0], spec.chunk, dtype, attributes=own,
                      **layout)

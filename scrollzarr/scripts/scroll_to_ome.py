@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scroll_to_ome.py",
         description="Convert scroll slice TIFFs (one per z) to OME-Zarr (zarr v2, NGFF 0.4) "
                     "with a resolution pyramid.")
-    p.add_argument("tiff_dir", help="directory of slice TIFFs; the last integer in each "
-                                    "file name is its z (slice) number")
+    p.add_argument("tiff_dir", help="directory of slice TIFFs (the last integer in each "
+                                    "file name is its z (slice) number) or of volume_grid "
+                                    "cells (cell_yxz_YYY_XXX_ZZZ.tif)")
     p.add_argument("output", help="output store, e.g. scroll.zarr")
     add_conversion_arguments(p)
     cli.add_common_flags(p)
@@ -62,6 +63,10 @@ def add_conversion_arguments(p: argparse.ArgumentParser, slices: bool = True) ->
                        help="add levels N.. to an existing store, built from level N-1")
     p.add_argument("--obytes", type=cli.number(int), default=None, choices=(1, 2),
                    help="bytes per output voxel: 1 converts uint16 to uint8 (value // 256)")
+    p.add_argument("--window", default=None, metavar="LO:HI|auto[:P_LO:P_HI]",
+                   help="write uint8 through a contrast window: LO..HI maps to 0..255 "
+                        "(0 stays 0); auto takes LO, HI from percentiles of the non-zero "
+                        "voxels of a sample (default auto:0.5:99.5)")
     p.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
                    help="parallel tasks (default: number of cores)")
     p.add_argument("--voxel_size", type=cli.number(float, above=0), default=None,
