@@ -67,6 +67,8 @@ OPTIONS = {
         "--compression", "zstd", "--ranges", "5:70,3:,2:39", "--obytes", "1"],
     "gaussian, small budget": ["--chunk_size", "8", "--nlevels", "3", "--algorithm",
                                "gaussian", "--max_gb", "0.0005", "--num_threads", "2"],
+    "auto window, crop": ["--chunk_size", "16", "--nlevels", "2", "--window", "auto",
+                          "--ranges", ",,3:"],
 }
 
 
