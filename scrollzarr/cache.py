@@ -18,7 +18,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import zarr
@@ -152,7 +152,7 @@ class ChunkCache:
         return region.data
 
 
-def _raw_chunk_files(array: zarr.Array):
+def _raw_chunk_files(array: zarr.Array) -> Callable[[ChunkIndex], str] | None:
     """For a local uncompressed C-order zarr v2 ``array`` with fill value 0 and a
     little-endian (or one-byte) numeric dtype: a function from a chunk index to its
     file path. None for every other layout."""

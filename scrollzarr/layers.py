@@ -290,10 +290,11 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
         raise
     previews = Previews(surface.height, surface.width, dtype) if preview_paths else None
     try:
+        # MAX_BOX_VOXELS read at call time: tests shrink it
         stats = render_tiles(surface, volume, cache, tiffs, zarr_out, previews, offsets,
                              dtype, block_size, stack, stack_method, quiet, threads,
                              store_name, allow_outside, bool(layer_paths),
-                             stack_path is not None, MAX_BOX_VOXELS)  # read now: tests shrink it
+                             stack_path is not None, MAX_BOX_VOXELS)
         partial = [p.with_name(p.name + PARTIAL) for p in preview_paths]
         if previews is not None:
             previews.save(*partial)

@@ -1,4 +1,4 @@
-"""The chunk cache reads local uncompressed zarr v2 chunk files itself: same bytes as zarr."""
+"""The chunk cache reads local uncompressed zarr v2 chunk files itself, as zarr would."""
 
 from __future__ import annotations
 
