@@ -5,14 +5,20 @@ tiles lands in the same few chunks), and zarr itself caches nothing. :class:`Chu
 keeps decoded chunks as numpy arrays in least-recently-used order, bounded in bytes, and
 makes sure a chunk is fetched once even when two threads ask for it at the same time (the
 second waits for the first one's read instead of reading it again).
+
+Chunks of a local, uncompressed zarr v2 array (our default layout) are read straight
+from their files, one ``readinto`` that releases the GIL; zarr-python's codec pipeline
+holds it for several milliseconds per chunk, which serialised the render threads.
+Any other layout goes through zarr.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import zarr
@@ -45,6 +51,7 @@ class ChunkCache:
         self._seen: set[ChunkIndex] = set()
         self.fetches = 0
         self.hits = 0
+        self._chunk_file = _raw_chunk_files(array)
 
     @property
     def unique_chunks(self) -> int:
@@ -100,13 +107,35 @@ class ChunkCache:
         box = tuple(slice(i * c, min((i + 1) * c, n))
                     for i, c, n in zip(index, self.chunks, self.shape))
         try:
-            chunk = np.ascontiguousarray(self.array[box])
+            if self._chunk_file is not None:
+                chunk = self._read_file(index, box)
+            else:
+                chunk = np.ascontiguousarray(self.array[box])
         except Exception as exc:  # decode errors, vanished files: name the chunk
             first = (str(exc).splitlines() or [""])[0]
             raise ScrollError(f"{self.array.store_path}: cannot read chunk (z, y, x) = "
                               f"{index}: {type(exc).__name__}: {first}") from exc
         chunk.setflags(write=False)  # shared between threads: nobody may modify it
         return chunk
+
+    def _read_file(self, index: ChunkIndex, box: tuple[slice, ...]) -> np.ndarray:
+        """Chunk ``index`` from its file (a missing file is the fill value 0), cut to
+        the array's edge: the bytes zarr would decode."""
+        chunk = np.empty(self.chunks, dtype=self.array.dtype)
+        path = self._chunk_file(index)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                got = f.readinto(memoryview(chunk).cast("B"))
+                extra = f.read(1)
+        except FileNotFoundError:
+            chunk.fill(0)
+        else:
+            if got != chunk.nbytes or extra:
+                raise ValueError(f"{path}: {os.path.getsize(path)} bytes, an uncompressed "
+                                 f"chunk holds {chunk.nbytes}")
+        edge = tuple(slice(0, s.stop - s.start) for s in box)
+        return chunk if chunk.shape == tuple(s.stop for s in edge) else \
+            np.ascontiguousarray(chunk[edge])
 
     def read_box(self, lo: Iterable[int], hi: Iterable[int],
                  wanted: np.ndarray | None = None) -> np.ndarray:
@@ -121,6 +150,25 @@ class ChunkCache:
         region = Region(self, lo, hi)
         region.load(wanted)
         return region.data
+
+
+def _raw_chunk_files(array: zarr.Array) -> Callable[[ChunkIndex], str] | None:
+    """For a local uncompressed C-order zarr v2 ``array`` with fill value 0 and a
+    little-endian (or one-byte) numeric dtype: a function from a chunk index to its
+    file path. None for every other layout."""
+    meta = array.metadata
+    store = array.store
+    if not (isinstance(store, zarr.storage.LocalStore) and meta.zarr_format == 2):
+        return None
+    dtype = np.dtype(array.dtype)
+    if (meta.compressor is not None or meta.filters or meta.order != "C"
+            or dtype.kind not in "uif" or dtype.byteorder == ">"
+            or (dtype.byteorder == "=" and not np.little_endian) or meta.fill_value != 0
+            or meta.dimension_separator not in ("/", ".")):
+        return None
+    root = os.path.join(str(store.root), *[p for p in array.path.split("/") if p])
+    sep = meta.dimension_separator
+    return lambda index: os.path.join(root, sep.join(str(i) for i in index))
 
 
 def cover(lo: Iterable[int], hi: Iterable[int], shape: Iterable[int],

@@ -10,11 +10,18 @@ tifffile. Both give the same pixels in native byte order.
 * :func:`decode_rows` decodes only the strips that cover some rows (a conversion task
   reads a band of rows of every slice): the strips are handed to libtiff as a small
   in-memory TIFF of just those strips.
+* :func:`strip_layout` and :func:`decode_strip_rows` do the same from a file descriptor
+  and a layout read once per file (no TIFF parsing per band): the strips are read with
+  one system call behind the small TIFF's header in a reused per-thread buffer, and
+  libtiff decodes them straight into the caller's array when the rows are whole strips.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
+from dataclasses import dataclass
 
 import imagecodecs
 import numpy as np
@@ -48,6 +55,34 @@ def decode_page(tif: tifffile.TiffFile) -> np.ndarray:
     return imagecodecs.tiff_decode(tif.filehandle.read()).reshape(page.shape)
 
 
+@dataclass(frozen=True)
+class StripLayout:
+    """Where the compressed strips of a stripped single-sample slice lie (byte offsets
+    and counts in the file) and what libtiff needs to decode them."""
+
+    byteorder: str
+    height: int
+    width: int
+    dtype: np.dtype
+    compression: int
+    predictor: int
+    rows_per_strip: int
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+
+
+def strip_layout(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> StripLayout | None:
+    """The :class:`StripLayout` of ``page``, None when libtiff is not used for it."""
+    if not _libtiff_can(page):
+        return None
+    height, width = page.shape[-2:]
+    return StripLayout(tif.byteorder, int(height), int(width),
+                       np.dtype(page.dtype).newbyteorder("="), int(page.compression),
+                       int(page.predictor), min(int(page.rowsperstrip or height), height),
+                       tuple(int(o) for o in page.dataoffsets),
+                       tuple(int(c) for c in page.databytecounts))
+
+
 def decode_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,
                 out: np.ndarray | None = None) -> np.ndarray:
     """Decode rows ``y0:y1`` (all columns) of ``page`` into ``out`` (or a new array) of
@@ -58,64 +93,98 @@ def decode_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: in
         out = np.empty((y1 - y0, width), dtype=np.dtype(page.dtype).newbyteorder("="))
     if y1 <= y0:
         return out
-    if not _libtiff_can(page):
+    layout = strip_layout(tif, page)
+    if layout is None:
         _tifffile_rows(tif, page, y0, y1, out)
         return out
-    rows_per_strip = min(int(page.rowsperstrip or height), height)
-    first, last = y0 // rows_per_strip, (y1 - 1) // rows_per_strip
-    fh = tif.filehandle
-    strips = []
-    for index in range(first, last + 1):
-        fh.seek(page.dataoffsets[index])
-        strips.append(fh.read(page.databytecounts[index]))
-    top = first * rows_per_strip
-    rows = min((last + 1) * rows_per_strip, height) - top
-    image = _strip_tiff(tif.byteorder, width, rows, rows_per_strip, page, strips)
-    decoded = imagecodecs.tiff_decode(image)
-    decoded = decoded.reshape(rows, width)
+    return decode_strip_rows(tif.filehandle.fileno(), layout, y0, y1, out)
+
+
+_local = threading.local()
+
+
+def _buffer(name: str, nbytes: int) -> np.ndarray:
+    """A per-thread uint8 scratch array of ``nbytes``, reused and grown as needed."""
+    bufs = _local.__dict__.setdefault("bufs", {})
+    buf = bufs.get(name)
+    if buf is None or buf.size < nbytes:
+        buf = bufs[name] = np.empty(max(nbytes, 1 << 16), dtype=np.uint8)
+    return buf[:nbytes]
+
+
+def decode_strip_rows(fd: int, layout: StripLayout, y0: int, y1: int,
+                      out: np.ndarray) -> np.ndarray:
+    """Decode rows ``y0:y1`` (all columns) of the slice open as ``fd`` into ``out``
+    (shape (rows, width), any dtype the values cast to); return it."""
+    if y1 <= y0:
+        return out
+    per = layout.rows_per_strip
+    first, last = y0 // per, (y1 - 1) // per
+    top = first * per
+    rows = min((last + 1) * per, layout.height) - top
+    counts = layout.counts[first:last + 1]
+    head = _strip_header(layout, rows, counts)
+    image = _buffer("strips", len(head) + sum(counts))
+    image[:len(head)] = np.frombuffer(head, dtype=np.uint8)
+    position = len(head)
+    spans = []  # (file offset, buffer part): strips back to back make one span
+    for offset, count in zip(layout.offsets[first:last + 1], counts):
+        if spans and spans[-1][0] + spans[-1][1] == offset:
+            spans[-1][1] += count
+        else:
+            spans.append([offset, count, position])
+        position += count
+    for offset, count, at in spans:
+        view = image[at:at + count]
+        if os.preadv(fd, [view], offset) != count:
+            raise ValueError("truncated TIFF (short read of a strip)")
+    whole = top == y0 and rows == y1 - y0
+    if whole and out.dtype == layout.dtype and out.flags.c_contiguous:
+        imagecodecs.tiff_decode(image, out=out)  # straight into the caller's rows
+        return out
+    target = _buffer("rows", rows * layout.width * layout.dtype.itemsize)
+    decoded = imagecodecs.tiff_decode(
+        image, out=target.view(layout.dtype).reshape(rows, layout.width))
     out[...] = decoded[y0 - top:y1 - top]
     return out
 
 
-def _strip_tiff(byteorder: str, width: int, rows: int, rows_per_strip: int,
-                page: tifffile.TiffPage, strips: list[bytes]) -> bytes:
-    """A minimal classic TIFF of ``rows`` x ``width`` holding the given compressed
-    ``strips`` unchanged (byte order, codec, predictor and sample type of ``page``)."""
-    dtype = np.dtype(page.dtype)
-    count = len(strips)
+def _strip_header(layout: StripLayout, rows: int, counts: tuple[int, ...]) -> bytes:
+    """The header of a minimal classic TIFF of ``rows`` x ``width`` whose compressed
+    strips of ``counts`` bytes follow it back to back (byte order, codec, predictor and
+    sample type of the slice)."""
+    byteorder, count = layout.byteorder, len(counts)
     short = lambda tag, value: struct.pack(byteorder + "HHIHH", tag, 3, 1, value, 0)  # noqa: E731
     long_ = lambda tag, n, value: struct.pack(byteorder + "HHII", tag, 4, n, value)  # noqa: E731
     nentries = 12
     ifd_end = 8 + 2 + 12 * nentries + 4
     arrays = ifd_end if count > 1 else 0
-    data = ifd_end + (8 * count if count > 1 else 0)
-    offsets, position = [], data
-    for strip in strips:
+    offsets, position = [], ifd_end + (8 * count if count > 1 else 0)
+    for n in counts:
         offsets.append(position)
-        position += len(strip)
-    counts = [len(s) for s in strips]
+        position += n
     offsets_value = arrays if count > 1 else offsets[0]
     counts_value = arrays + 4 * count if count > 1 else counts[0]
     entries = [
-        long_(256, 1, width),
+        long_(256, 1, layout.width),
         long_(257, 1, rows),
-        short(258, 8 * dtype.itemsize),
-        short(259, page.compression),
+        short(258, 8 * layout.dtype.itemsize),
+        short(259, layout.compression),
         short(262, 1),  # min-is-black: values as stored, as tifffile returns them
         long_(273, count, offsets_value),
         short(277, 1),
-        long_(278, 1, rows_per_strip),
+        long_(278, 1, layout.rows_per_strip),
         long_(279, count, counts_value),
         short(284, 1),
-        short(317, page.predictor),
-        short(339, _SAMPLE_FORMATS[dtype.kind]),
+        short(317, layout.predictor),
+        short(339, _SAMPLE_FORMATS[layout.dtype.kind]),
     ]
     head = [b"II*\0" if byteorder == "<" else b"MM\0*", struct.pack(byteorder + "I", 8),
             struct.pack(byteorder + "H", nentries), *entries, struct.pack(byteorder + "I", 0)]
     if count > 1:
         head.append(struct.pack(f"{byteorder}{count}I", *offsets))
         head.append(struct.pack(f"{byteorder}{count}I", *counts))
-    return b"".join(head + strips)
+    return b"".join(head)
 
 
 def _tifffile_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: int,

@@ -54,6 +54,41 @@ def _chain(path: str) -> list[str]:
         out.append(parent)
 
 
+def _resolve(location: PathLike) -> tuple:
+    """What :func:`relation` compares: a URL as text; a local path resolved, with its
+    ancestors (innermost first) and their device and inode where they exist."""
+    if _is_url(location):
+        return ("url", os.fsdecode(location).rstrip("/"))
+    path = os.path.realpath(os.fsdecode(location))
+    chain = _chain(path)
+    return ("path", path, chain, [_identity(p) for p in chain])
+
+
+def _relate(a: tuple, b: tuple) -> str | None:
+    """:func:`relation` of two :func:`_resolve` results."""
+    if a[0] == "url" or b[0] == "url":
+        if a[0] != b[0]:
+            return None
+        x, y = a[1], b[1]
+        if x == y:
+            return "is"
+        if x.startswith(y + "/"):
+            return "is inside"
+        if y.startswith(x + "/"):
+            return "contains"
+        return None
+    _, x, chain_x, ids_x = a
+    _, y, chain_y, ids_y = b
+    if x == y or (ids_x[0] is not None and ids_x[0] == ids_y[0]):
+        return "is"
+    # a's ancestors include b (by name, or by identity through another mount of it)
+    if y in chain_x[1:] or (ids_y[0] is not None and ids_y[0] in ids_x[1:]):
+        return "is inside"
+    if x in chain_y[1:] or (ids_x[0] is not None and ids_x[0] in ids_y[1:]):
+        return "contains"
+    return None
+
+
 def relation(a: PathLike, b: PathLike) -> str | None:
     """How location ``a`` relates to ``b``: ``"is"`` (the same path), ``"is inside"``
     (``a`` lies below ``b``), ``"contains"`` (``b`` lies below ``a``) or None (unrelated).
@@ -62,28 +97,7 @@ def relation(a: PathLike, b: PathLike) -> str | None:
     they exist; two URLs are compared as "/"-separated text; a URL and a local path are
     unrelated.
     """
-    if _is_url(a) or _is_url(b):
-        if not (_is_url(a) and _is_url(b)):
-            return None
-        x, y = os.fsdecode(a).rstrip("/"), os.fsdecode(b).rstrip("/")
-        if x == y:
-            return "is"
-        if x.startswith(y + "/"):
-            return "is inside"
-        if y.startswith(x + "/"):
-            return "contains"
-        return None
-    x, y = os.path.realpath(os.fsdecode(a)), os.path.realpath(os.fsdecode(b))
-    ids_x = [_identity(p) for p in _chain(x)]
-    ids_y = [_identity(p) for p in _chain(y)]
-    if x == y or (ids_x[0] is not None and ids_x[0] == ids_y[0]):
-        return "is"
-    # a's ancestors include b (by name, or by identity through another mount of it)
-    if y in _chain(x)[1:] or (ids_y[0] is not None and ids_y[0] in ids_x[1:]):
-        return "is inside"
-    if x in _chain(y)[1:] or (ids_x[0] is not None and ids_x[0] in ids_y[1:]):
-        return "contains"
-    return None
+    return _relate(_resolve(a), _resolve(b))
 
 
 def check_output_paths(outputs: Mapping[str, PathLike],
@@ -101,17 +115,18 @@ def check_output_paths(outputs: Mapping[str, PathLike],
                           "choose an output outside every input")
 
     words = {"is": "is", "is inside": "lies inside", "contains": "contains"}
-    outs = [(k, v) for k, v in outputs.items() if v is not None]
-    for label, out in outs:
-        for in_label, src in inputs.items():
-            if src is None:
-                continue
-            how = relation(out, src)
+    # each location resolved once: a render names every layer file, and comparing them
+    # pairwise re-resolved each thousands of times
+    outs = [(k, v, _resolve(v)) for k, v in outputs.items() if v is not None]
+    ins = [(k, v, _resolve(v)) for k, v in inputs.items() if v is not None]
+    for label, out, r_out in outs:
+        for in_label, src, r_src in ins:
+            how = _relate(r_out, r_src)
             if how is not None:
                 fail(label, out, words[how], in_label, src)
-    for i, (label, out) in enumerate(outs):
-        for other_label, other in outs[i + 1:]:
-            if relation(out, other) == "is":
+    for i, (label, out, r_out) in enumerate(outs):
+        for other_label, other, r_other in outs[i + 1:]:
+            if _relate(r_out, r_other) == "is":
                 raise ScrollError(f"{label} {_show(out)} is also {other_label}: "
                                   "give each output its own path")
 

@@ -72,6 +72,18 @@ try:
                 _chunk(last_voxel, shift, size))
 
     @_jit
+    def _at(bz, by, bx, nz, ny, nx, o, last):
+        """Array index (z, y, x) of the sample ``o`` voxels along the normal ``n`` from
+        ``b``, and whether it is in the volume (``0 <= i <= last`` on every axis, never
+        for NaN). Inlined by LLVM into the kernels below."""
+        iz = bz + o * nz
+        iy = by + o * ny
+        ix = bx + o * nx
+        inside = (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
+                  and ix >= 0.0 and ix <= last[2])
+        return iz, iy, ix, inside
+
+    @_jit
     def _mark(base, normal, offsets, last, k0, k1, p0, p1, shifts, chunks, first, wanted):
         """Mark in ``wanted`` (bool, the cover's chunk grid starting at chunk ``first``)
         every chunk an in-volume sample of layers ``k0:k1`` x pixels ``p0:p1`` reads: the
@@ -91,11 +103,9 @@ try:
             # floor(min) to floor(max), and the +1 neighbour adds floor(max) + 1 when
             # the max has a fraction (a sample with the same floor and a fraction
             # would be larger)
-            az, ay, ax = bz + oa * nz, by + oa * ny, bx + oa * nx
-            cz, cy, cx = bz + ob * nz, by + ob * ny, bx + ob * nx
-            if (az >= 0.0 and az <= last[0] and ay >= 0.0 and ay <= last[1]
-                    and ax >= 0.0 and ax <= last[2] and cz >= 0.0 and cz <= last[0]
-                    and cy >= 0.0 and cy <= last[1] and cx >= 0.0 and cx <= last[2]):
+            az, ay, ax, a_inside = _at(bz, by, bx, nz, ny, nx, oa, last)
+            cz, cy, cx, c_inside = _at(bz, by, bx, nz, ny, nx, ob, last)
+            if a_inside and c_inside:
                 z0, z1 = _axis_chunks(min(az, cz), max(az, cz), shifts[0], chunks[0])
                 y0, y1 = _axis_chunks(min(ay, cy), max(ay, cy), shifts[1], chunks[1])
                 x0, x1 = _axis_chunks(min(ax, cx), max(ax, cx), shifts[2], chunks[2])
@@ -122,12 +132,8 @@ try:
                                 wanted[z, y, x] = True
                     continue
             for k in range(k0, k1):
-                o = offsets[k]
-                iz = bz + o * nz
-                iy = by + o * ny
-                ix = bx + o * nx
-                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
-                        and ix >= 0.0 and ix <= last[2]):
+                iz, iy, ix, inside = _at(bz, by, bx, nz, ny, nx, offsets[k], last)
+                if not inside:
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)
                 cz0 = np.int64(wz)
@@ -163,12 +169,8 @@ try:
             nz, ny, nx = normal[p, 0], normal[p, 1], normal[p, 2]
             r, c = np.uint64(rows[p]), np.uint64(cols[p])
             for k in range(k0, k1):
-                o = offsets[k]
-                iz = bz + o * nz
-                iy = by + o * ny
-                ix = bx + o * nx
-                if not (iz >= 0.0 and iz <= last[0] and iy >= 0.0 and iy <= last[1]
-                        and ix >= 0.0 and ix <= last[2]):
+                iz, iy, ix, inside = _at(bz, by, bx, nz, ny, nx, offsets[k], last)
+                if not inside:
                     out[np.uint64(k), r, c] = 0
                     continue
                 wz, wy, wx = math.floor(iz), math.floor(iy), math.floor(ix)

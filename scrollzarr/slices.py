@@ -239,8 +239,10 @@ def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _raw_layout(path: str, size: int, mtime_ns: int) -> tuple[int, int, np.dtype] | None:
-    """``(offset, width, dtype)`` of an uncompressed contiguous slice, None otherwise.
+def _layout(path: str, size: int, mtime_ns: int
+            ) -> tuple[int, int, np.dtype] | decode.StripLayout | None:
+    """``(offset, width, dtype)`` of an uncompressed contiguous slice, the strips of one
+    libtiff decodes (:func:`scrollzarr.decode.strip_layout`), None otherwise.
 
     Cached per file (keyed by size and time, so a changed file is looked at again): a
     conversion reads each slice in several bands, and parsing the TIFF header each time
@@ -248,7 +250,7 @@ def _raw_layout(path: str, size: int, mtime_ns: int) -> tuple[int, int, np.dtype
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         if not (page.is_contiguous and page.compression == 1):
-            return None
+            return decode.strip_layout(tif, page)
         dtype = np.dtype(page.dtype).newbyteorder(tif.byteorder)
         return int(page.dataoffsets[0]), int(page.shape[1]), dtype
 
@@ -259,13 +261,21 @@ def read_rows(path: Path, y0: int, y1: int, out: np.ndarray | None = None) -> np
 
     Reads only what those rows need: one byte range of an uncompressed contiguous slice
     (read straight into ``out``), or the strips/tiles that cover the rows of a compressed
-    one. If ``out`` is given the rows are written into it (it must have the right shape
-    and dtype) and it is returned. Raises :class:`ScrollError` naming the file when it
-    cannot be read.
+    one (stripped LZW/deflate decoded by libtiff straight into ``out``). If ``out`` is
+    given the rows are written into it (it must have the right shape and dtype) and it
+    is returned. Raises :class:`ScrollError` naming the file when it cannot be read.
     """
     try:
         st = os.stat(path)
-        layout = _raw_layout(str(path), st.st_size, st.st_mtime_ns)
+        layout = _layout(str(path), st.st_size, st.st_mtime_ns)
+        if isinstance(layout, decode.StripLayout):
+            if out is None:
+                out = np.empty((y1 - y0, layout.width), dtype=layout.dtype)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return decode.decode_strip_rows(fd, layout, y0, y1, out)
+            finally:
+                os.close(fd)
         if layout is not None:
             offset, width, dtype = layout
             if out is None:

@@ -4,6 +4,7 @@ writes that run behind the computing threads."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import tifffile
 import zarr
 
 from conftest import random_volume
-from scrollzarr import chunkio, decode, store
+from scrollzarr import chunkio, decode, slices, store
 from scrollzarr.convert import Options, convert
 
 LAYOUTS = list(itertools.product(
@@ -79,6 +80,43 @@ def test_min_is_white_lzw_keeps_the_stored_values_as_tifffile_does(tmp_path):
         assert decode._libtiff_can(tif.pages.first)
         np.testing.assert_array_equal(decode.decode_page(tif), tif.pages.first.asarray())
         np.testing.assert_array_equal(decode.decode_page(tif), image)
+
+
+@pytest.mark.parametrize("dtype,byteorder", [(np.uint16, ">"), (np.float32, "<")])
+def test_read_rows_of_lzw_slices_into_a_slab_equal_tifffile_whole_strips_or_not(
+        tmp_path, dtype, byteorder):
+    image = _image(dtype)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, image, compression="lzw", predictor=True, byteorder=byteorder,
+                     rowsperstrip=7, photometric="minisblack")
+    slab = np.full((2, 61, 53), 99, dtype=dtype)
+    for y0, y1 in [(0, 61), (7, 21), (6, 8), (56, 61), (3, 3)]:
+        got = slices.read_rows(path, y0, y1, out=slab[1, :y1 - y0])
+        np.testing.assert_array_equal(got, image[y0:y1], err_msg=f"rows {y0}:{y1}")
+        np.testing.assert_array_equal(slab[1, :y1 - y0], image[y0:y1])
+        np.testing.assert_array_equal(slices.read_rows(path, y0, y1), image[y0:y1])
+    assert (slab[0] == 99).all()  # nothing written beside the rows asked for
+
+
+def test_strips_scattered_through_the_file_are_read_one_by_one(tmp_path):
+    image = _image(np.uint16)
+    path, moved = tmp_path / "s.tif", tmp_path / "moved.tif"
+    tifffile.imwrite(path, image, compression="lzw", rowsperstrip=5)
+    with tifffile.TiffFile(path) as tif:
+        layout = decode.strip_layout(tif, tif.pages.first)
+    data = bytearray(path.read_bytes())
+    offsets = {}
+    for i in reversed(range(len(layout.offsets))):  # last strip first, gaps between
+        data += b"\0" * (i + 3)
+        offsets[i] = len(data)
+        data += path.read_bytes()[layout.offsets[i]:layout.offsets[i] + layout.counts[i]]
+    moved.write_bytes(bytes(data))
+    layout = dataclasses.replace(layout, offsets=tuple(offsets[i] for i in sorted(offsets)))
+    with open(moved, "rb") as f:
+        for y0, y1 in [(0, 61), (4, 17), (10, 15)]:
+            out = np.empty((y1 - y0, 53), np.uint16)
+            decode.decode_strip_rows(f.fileno(), layout, y0, y1, out)
+            np.testing.assert_array_equal(out, image[y0:y1])
 
 
 def test_lzw_slices_convert_to_the_same_chunk_files_as_raw_slices(tmp_path):
