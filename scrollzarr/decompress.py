@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import mmap
 import os
 import shutil
 import signal
@@ -42,13 +41,13 @@ from typing import Callable
 import numpy as np
 import tifffile
 
-from . import chunkio, decode, progress
+from . import atomic, decode, progress
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
 from .slices import check_regular_files
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
-PARTIAL = ".partial"  # suffix of outputs still being written
+PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
 LOCK_NAME = ".decompress_tiffs.lock"
 #: The names of the files this tool wrote into an output directory, NUL-separated (a
 #: file name may hold any byte but NUL and "/"): only those are ever replaced or deleted.
@@ -211,13 +210,13 @@ def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = Fa
     and writing but not while waiting for the disk, so more threads than cores can keep
     the cores decoding while other files are flushed.
     """
-    tmp = dst.with_name(dst.name + PARTIAL)
-    try:
+    # NAME.partial exactly: _remove_partials deletes only the partials of names we made
+    with atomic.replacing(dst, durable=True, tmp=dst.with_name(dst.name + PARTIAL)) as tmp:
+        tmp = Path(tmp)
         with slots or contextlib.nullcontext():
             action, data = _write_uncompressed(src, tmp, header)
             if not verify:
                 data = None  # a thread waiting for the disk holds no slice
-        _fsync(tmp)
         if not output_is_complete(tmp, header):
             raise ScrollError("the written file is not an uncompressed memory-mappable "
                               "TIFF of the input's shape and dtype (please report this)")
@@ -225,11 +224,7 @@ def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = Fa
             expected = data if action == "decompressed" else _pixels(src)
             if not np.array_equal(tifffile.memmap(tmp, mode="r"), expected):
                 raise ScrollError("verify: the written pixels differ from the input's")
-        os.replace(tmp, dst)
-        return action
-    except BaseException:
-        _remove(tmp)
-        raise
+    return action
 
 
 def _write_uncompressed(src: Path, tmp: Path, header: SliceHeader
@@ -248,7 +243,7 @@ def _write_uncompressed(src: Path, tmp: Path, header: SliceHeader
             # it is the faster decoder
             data = decode.decode_page(tif)
             tags = _tags_to_keep(page)
-        _write_direct(tmp, _tiff_parts(data, tags))
+        atomic.write_direct(tmp, _tiff_parts(data, tags))
         action = "decompressed"
     return action, data
 
@@ -271,46 +266,6 @@ def _tiff_parts(data: np.ndarray, tags: dict) -> list:
     layout = io.BytesIO()
     tifffile.imwrite(layout, data, **kwargs)
     return [layout.getbuffer()]
-
-
-_DIRECT = getattr(os, "O_DIRECT", 0)
-_PAGE = mmap.PAGESIZE
-
-
-def _write_direct(path: Path, parts: list) -> None:
-    """Write the concatenated ``parts`` (buffers) as the new file ``path``, past the page cache where the file system
-    allows (O_DIRECT from a page-aligned copy, padded and truncated back): buffered
-    writes of new files run at a fraction of the disk's speed on our machines, and the
-    outputs would only evict the page cache. Falls back to a plain write (tmpfs)."""
-    parts = [memoryview(p).cast("B") for p in parts]
-    size = sum(len(p) for p in parts)
-    if _DIRECT:
-        # this thread's reused page-aligned buffer: fresh pages per file cost more
-        # system time than the copy
-        memory = chunkio.scratch("direct", (max(-(-size // _PAGE) * _PAGE, _PAGE),),
-                                 np.uint8)
-        position = 0
-        for part in parts:
-            memory[position:position + len(part)] = np.frombuffer(part, np.uint8)
-            position += len(part)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _DIRECT, 0o644)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-        else:
-            try:
-                if os.write(fd, memory) == len(memory):
-                    os.ftruncate(fd, size)
-                    return
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-            finally:
-                os.close(fd)
-    with open(path, "wb") as f:
-        for part in parts:
-            f.write(part)
 
 
 def outputs_match(src: Path, dst: Path) -> bool:
@@ -364,22 +319,6 @@ def _ascii_tag_bytes(page: tifffile.TiffPage, code: int) -> bytes:
     fh = page.parent.filehandle
     fh.seek(tag.valueoffset)
     return fh.read(tag.count).rstrip(b"\0")
-
-
-def _fsync(path: Path) -> None:
-    # flush before the rename: after a power cut a final name must not hold zeros
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def _compression_name(value: int) -> str:
@@ -562,7 +501,7 @@ def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None])
     for name in os.listdir(out_dir):
         if name.endswith(PARTIAL) and name[:-len(PARTIAL)] in made \
                 and Path(name[:-len(PARTIAL)]).suffix.lower() in TIFF_SUFFIXES:
-            _remove(out_dir / name)
+            atomic.remove(out_dir / name)
             removed += 1
     if removed:
         note(f"note: removed {removed} incomplete file(s) of an interrupted run")
@@ -695,6 +634,6 @@ class _OutputLock:
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            _remove(self.path)
+            atomic.remove(self.path)
             os.close(self.fd)
             self.fd = None

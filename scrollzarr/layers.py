@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from . import progress, workers
+from . import atomic, progress, workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
 from .layer_checks import (Extent, check_inside, outside_error, precheck_surface, resolved,
@@ -349,7 +349,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
                            {"complete": False, "elsewhere": recorded})
         tiffs.finish()
         for src, dst in zip(partial, preview_paths):
-            os.replace(src, dst)
+            atomic.commit(src, dst, durable=True)
     except BaseException:
         tiffs.abort()
         if zarr_out is not None:
