@@ -33,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,6 +41,7 @@ import numpy as np
 import tifffile
 
 from . import atomic, decode, progress
+from .workers import default_threads as default_workers, map_unordered
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
 from .slices import check_regular_files
@@ -103,14 +103,6 @@ class Summary:
 
 
 # --------------------------------------------------------------------------- listing
-
-
-def default_workers() -> int:
-    """The number of cores this process may use (honours CPU affinity / cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> list[Path]:
@@ -434,8 +426,8 @@ def _scan(inputs: list[Path], out_dir: Path, overwrite: bool
         complete = not overwrite and output_is_complete(out_dir / path.name, header)
         return path, header, "", complete
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(one, inputs))
+    order = {path: i for i, path in enumerate(inputs)}
+    results = sorted(map_unordered(one, inputs, 8, name="scan"), key=lambda r: order[r[0]])
     headers = [h for _, h, _, _ in results if h is not None]
     unreadable = {p: reason for p, h, reason, _ in results if h is None}
     done = {p.name for p, _, _, complete in results if complete}
@@ -510,8 +502,8 @@ def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None])
 def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, workers: int,
          verify: bool, quiet: bool, summary: Summary, made: set[str] = frozenset()
          ) -> None:
-    """Process the files with a pool of threads, keeping at most ``2 * workers`` files
-    queued (so Ctrl-C or a full disk stops the run promptly), and fill ``summary``."""
+    """Process the files on ``2 * workers`` threads (workers.map_unordered), and fill
+    ``summary``."""
 
     def work(header: SliceHeader, check_first: bool) -> Outcome:
         name = header.path.name
@@ -545,42 +537,36 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
     # twice the threads, ``workers`` of them decoding at a time: the others wait for
     # their file's fsync, which would otherwise leave a core idle
     slots = threading.Semaphore(workers)
-    pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="decompress")
-    pending: set[Future] = set()
     queue = iter(jobs)
     stop = False
+
+    def feed():
+        for job in queue:
+            yield job
+            if stop:  # pulled lazily: nothing more is started once this is set
+                return
+
     try:
-        while True:
-            while not stop and len(pending) < 3 * workers:
-                job = next(queue, None)
-                if job is None:
-                    break
-                pending.add(pool.submit(work, *job))
-            if not pending:
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                outcome = future.result()
-                _record(outcome, summary)
-                if outcome.action == "failed":
-                    message = f"failed: {outcome.name}: {outcome.reason}"
-                    if hasattr(bar, "write"):  # tqdm: print above the bar
-                        bar.write(message, file=sys.stderr)
-                    else:
-                        print(message, file=sys.stderr, flush=True)
-                    if outcome.reason.startswith("out of disk space"):
-                        stop = True  # every later file would fail the same way
-                bar.update(1)
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                if hasattr(bar, "set_postfix_str"):
-                    bar.set_postfix_str(f"{progress.size(summary.nbytes / elapsed)}/s",
-                                        refresh=False)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # at most 3 x workers files queued, so Ctrl-C or a full disk stops the run
+        # promptly; ``work`` turns a file's failure into an Outcome, never an error
+        for outcome in map_unordered(lambda job: work(*job), feed(), 2 * workers,
+                                     window=3 * workers, name="decompress"):
+            _record(outcome, summary)
+            if outcome.action == "failed":
+                message = f"failed: {outcome.name}: {outcome.reason}"
+                if hasattr(bar, "write"):  # tqdm: print above the bar
+                    bar.write(message, file=sys.stderr)
+                else:
+                    print(message, file=sys.stderr, flush=True)
+                if outcome.reason.startswith("out of disk space"):
+                    stop = True  # every later file would fail the same way
+            bar.update(1)
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{progress.size(summary.nbytes / elapsed)}/s",
+                                    refresh=False)
+    finally:
         bar.close()
-        raise
-    pool.shutdown(wait=True)
-    bar.close()
     if stop:
         for header, _ in queue:  # never submitted
             summary.failed[header.path.name] = "not started: out of disk space"
