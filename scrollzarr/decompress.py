@@ -44,9 +44,8 @@ from . import atomic, decode, progress
 from .workers import default_threads as default_workers, map_unordered
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
-from .slices import check_regular_files
+from .slices import is_tiff_name, list_tiffs, some_names
 
-TIFF_SUFFIXES = {".tif", ".tiff"}
 PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
 LOCK_NAME = ".decompress_tiffs.lock"
 #: The names of the files this tool wrote into an output directory, NUL-separated (a
@@ -110,24 +109,10 @@ def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> li
     sorted by name. Hidden files (``._00001.tif`` from macOS), directories and other
     files are ignored with one note. Raises :class:`ScrollError` naming the entries named
     like TIFFs that are not regular files (directories, broken links, loops, FIFOs)."""
-    try:
-        names = sorted(os.listdir(in_dir))
-    except OSError as exc:
-        raise ScrollError(f"{in_dir}: cannot list input directory ({exc.strerror})") from None
-    found: list[Path] = []
-    ignored: list[str] = []
-    for name in names:
-        path = in_dir / name
-        if name.startswith(".") or Path(name).suffix.lower() not in TIFF_SUFFIXES:
-            ignored.append(name)
-        else:
-            found.append(path)
-    # a directory, dangling link or FIFO named like a TIFF is named, never opened
-    check_regular_files(found)
+    found, ignored = list_tiffs(in_dir)
     if ignored:
         note(f"note: ignoring {len(ignored)} entr{'y' if len(ignored) == 1 else 'ies'} of "
-             f"{in_dir} that are not .tif/.tiff files: " + ", ".join(ignored[:5])
-             + (" ..." if len(ignored) > 5 else ""))
+             f"{in_dir} that are not .tif/.tiff files: " + some_names(ignored))
     return found
 
 
@@ -355,8 +340,8 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         if not quiet:
             print(message, file=sys.stderr, flush=True)
 
+    inputs = find_tiffs(in_dir, note)  # checks IN_DIR first
     _check_directories(in_dir, out_dir)
-    inputs = find_tiffs(in_dir, note)
     if not inputs:
         raise ScrollError(f"{in_dir}: no TIFF files (*.tif, *.tiff) found")
     try:
@@ -402,10 +387,6 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
 
 
 def _check_directories(in_dir: Path, out_dir: Path) -> None:
-    if not in_dir.exists():
-        raise ScrollError(f"{in_dir}: input directory does not exist")
-    if not in_dir.is_dir():
-        raise ScrollError(f"{in_dir}: input is not a directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise ScrollError(f"{out_dir}: output exists and is not a directory")
     # OUT_DIR equal to IN_DIR, inside it or containing it (symlinks and bind mounts too)
@@ -492,7 +473,7 @@ def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None])
     removed = 0
     for name in os.listdir(out_dir):
         if name.endswith(PARTIAL) and name[:-len(PARTIAL)] in made \
-                and Path(name[:-len(PARTIAL)]).suffix.lower() in TIFF_SUFFIXES:
+                and is_tiff_name(name[:-len(PARTIAL)]):
             atomic.remove(out_dir / name)
             removed += 1
     if removed:

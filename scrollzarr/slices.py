@@ -23,7 +23,8 @@ import tifffile
 from . import decode
 from .errors import ScrollError
 
-_TIFF_SUFFIXES = {".tif", ".tiff"}
+#: File name suffixes of TIFFs (any letter case).
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 _NATIVE = "<" if np.little_endian else ">"
 _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 
@@ -130,6 +131,39 @@ def check_regular_files(paths: list[Path]) -> None:
                           "(rename or remove it)")
 
 
+def is_tiff_name(name: str) -> bool:
+    """True for a ``.tif``/``.tiff`` name (any case) that is not hidden (``._00001.tif``
+    is macOS's resource fork, not a slice)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in TIFF_SUFFIXES
+
+
+def list_tiffs(directory: Path, wanted: Callable[[str], bool] = lambda name: True
+               ) -> tuple[list[Path], list[str]]:
+    """The TIFFs of the input directory ``directory`` (not recursive) whose names pass
+    ``wanted``, sorted by name, and the names of the other entries (ignored).
+
+    Raises :class:`ScrollError` when the directory does not exist, is no directory or
+    cannot be listed, and naming the entries named like wanted TIFFs that are not
+    regular files (directories, broken links, loops, FIFOs), which are never opened."""
+    if not directory.exists():
+        raise ScrollError(f"{directory}: input directory does not exist")
+    if not directory.is_dir():
+        raise ScrollError(f"{directory}: input is not a directory")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    found = [directory / n for n in names if is_tiff_name(n) and wanted(n)]
+    check_regular_files(found)
+    kept = {p.name for p in found}
+    return found, [n for n in names if n not in kept]
+
+
+def some_names(names: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``names``, comma-separated, `` ...`` if there are more."""
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
 def find_slices(directory: str | Path, allow_missing: bool = False,
                 note: Callable[[str], None] = lambda s: None) -> SliceStack:
     """Find and check the slices in ``directory``.
@@ -142,34 +176,16 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
     slices filled with zeros).
     """
     directory = Path(directory)
-    if not directory.exists():
-        raise ScrollError(f"{directory}: input directory does not exist")
-    if not directory.is_dir():
-        raise ScrollError(f"{directory}: input is not a directory")
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError as exc:
-        raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    found, ignored = list_tiffs(directory, lambda name: slice_number(name) is not None)
     paths: dict[int, Path] = {}
-    ignored: list[str] = []
-    check_regular_files([directory / n for n in names if not n.startswith(".")
-                         and Path(n).suffix.lower() in _TIFF_SUFFIXES
-                         and slice_number(n) is not None])
-    for name in names:
-        path = directory / name
-        if name.startswith(".") or Path(name).suffix.lower() not in _TIFF_SUFFIXES:
-            ignored.append(name)
-            continue
-        z = slice_number(name)
-        if z is None:
-            ignored.append(name)
-            continue
+    for path in found:
+        z = slice_number(path.name)
         if z in paths:
             raise ScrollError(f"{path}: duplicate slice number {z} (also {paths[z].name})")
         paths[z] = path
     if ignored:
         note(f"note: ignoring {len(ignored)} file(s) that are not numbered TIFF slices: "
-             + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+             + some_names(ignored))
     if not paths:
         raise ScrollError(f"{directory}: no TIFF slices (*.tif, *.tiff) found")
     numbers = sorted(paths)
