@@ -544,7 +544,7 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
             bar.update(1)
             elapsed = max(time.perf_counter() - started, 1e-9)
             if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{progress.size(summary.nbytes / elapsed)}/s",
+                bar.set_postfix_str(progress.rate(summary.nbytes, elapsed, "B"),
                                     refresh=False)
     finally:
         bar.close()

@@ -64,7 +64,6 @@ def main(args: argparse.Namespace) -> None:
     except Interrupted as exc:
         raise Interrupted(exc.signum, f"{exc.message}; continue with: "
                                       f"{continue_command(args)}") from None
-    seconds = max(summary.seconds, 1e-9)
     done = summary.decompressed + summary.copied + summary.verified
     parts = [f"{summary.decompressed} decompressed", f"{summary.copied} copied"]
     if summary.verified:
@@ -72,8 +71,8 @@ def main(args: argparse.Namespace) -> None:
     if summary.skipped:
         parts.append(f"{summary.skipped} already complete")
     cli.note(f"{', '.join(parts)} of {summary.total} files into {args.out_dir} in "
-             f"{summary.seconds:.1f} s ({done / seconds:.3g} files/s, "
-             f"{progress.size(summary.nbytes / seconds)}/s)", args.quiet)
+             f"{summary.seconds:.1f} s ({progress.rate(done, summary.seconds, 'files')}, "
+             f"{progress.rate(summary.nbytes, summary.seconds, 'B')})", args.quiet)
     if summary.failed:
         raise ScrollError(failure_message(summary))
 
