@@ -140,6 +140,17 @@ def _submit(fn, *args) -> None:
     pending.append(pool.submit(fn, *args))
 
 
+def stop_writers() -> None:
+    """Wait for every queued chunk write and end the writer threads (a run's end, also
+    after an error or Ctrl-C: nothing writes behind the process's back as it exits).
+    The next write starts them again."""
+    global _writers
+    with _queued:
+        pool, _writers = _writers, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 def flush(errors: bool = True) -> None:
     """Wait until the chunk writes this thread queued are on disk; raise the first
     error among them (unless not ``errors``). A task calls this before it counts as

@@ -361,6 +361,15 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     """
     chunkio.forget()  # single-threaded runs use this thread's cache across conversions
     chunkio.set_write_behind(plan.write_behind)
+    try:
+        _run_stages(plan, num_threads, quiet, on_level_done, skip, on_task_done)
+    finally:
+        chunkio.stop_writers()
+
+
+def _run_stages(plan: Plan, num_threads: int, quiet: bool,
+                on_level_done: Callable[[int], None], skip: Callable[[Task], bool],
+                on_task_done: Callable[[Task], None]) -> None:
     for stage, tasks in plan.levels.items():
         parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]
