@@ -24,9 +24,7 @@ output), so peak memory is about ``workers`` (``2 x workers``) x slice size.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import os
 import shutil
 import signal
@@ -37,42 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import tifffile
-
-from . import atomic, decode, progress
-from .workers import default_threads as default_workers, map_unordered
+from . import atomic, progress
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
+from .slice_rewrite import (PARTIAL, SliceHeader, decompress_file, one_line, output_is_complete,
+                            outputs_match, read_input_header)
 from .slices import is_tiff_name, list_tiffs, some_names
+from .workers import default_threads as default_workers, map_unordered
 
-PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
 LOCK_NAME = ".decompress_tiffs.lock"
 #: The names of the files this tool wrote into an output directory, NUL-separated (a
 #: file name may hold any byte but NUL and "/"): only those are ever replaced or deleted.
 MADE_NAME = ".decompress_tiffs.made"
 HEADER_ALLOWANCE = 64 * 1024  # bytes per output file besides the pixels (tags, padding)
-_NATIVE = "<" if sys.byteorder == "little" else ">"
 _OUT_OF_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-@dataclass(frozen=True)
-class SliceHeader:
-    """What the header of one input TIFF says (nothing is decoded).
-
-    ``shape`` is the page shape as tifffile reports it ((y, x) for a 2-D slice),
-    ``dtype`` the sample type in native byte order, ``nbytes`` the size of the
-    uncompressed pixels in bytes, ``copy_through`` True when the file is already
-    uncompressed, contiguous and in native byte order, so it is copied unchanged.
-    """
-
-    path: Path
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    compression: str
-    nbytes: int
-    file_size: int
-    copy_through: bool
 
 
 @dataclass(frozen=True)
@@ -101,9 +77,6 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- listing
-
-
 def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> list[Path]:
     """Return the ``.tif``/``.tiff`` files (any letter case) directly in ``in_dir``,
     sorted by name. Hidden files (``._00001.tif`` from macOS), directories and other
@@ -114,203 +87,6 @@ def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> li
         note(f"note: ignoring {len(ignored)} entr{'y' if len(ignored) == 1 else 'ies'} of "
              f"{in_dir} that are not .tif/.tiff files: " + some_names(ignored))
     return found
-
-
-def read_input_header(path: Path) -> SliceHeader:
-    """Check that ``path`` is a single-page TIFF whose pixel data lie within the file
-    and whose compression imagecodecs can decode; return its :class:`SliceHeader`.
-    Raises :class:`ScrollError` with a reason (without the path) otherwise."""
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise ScrollError("empty file (0 bytes)")
-        with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) != 1:
-                raise ScrollError(f"{len(tif.pages)} pages; only single-page TIFFs are "
-                                  "supported")
-            page = tif.pages.first
-            if page.dtype is None:
-                raise ScrollError(f"unsupported sample format ({page.bitspersample} "
-                                  "bits per sample)")
-            if page.compression not in tifffile.TIFF.DECOMPRESSORS:
-                raise ScrollError(f"compression {_compression_name(page.compression)} "
-                                  "cannot be decoded by this installation of imagecodecs")
-            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
-            if not ends or max(ends) > size:
-                raise ScrollError(f"truncated (pixel data end past the file's {size} "
-                                  "bytes)")
-            dtype = np.dtype(page.dtype).newbyteorder("=")
-            nbytes = int(np.prod(page.shape)) * dtype.itemsize
-            copy_through = (page.compression == 1 and page.is_memmappable
-                            and (tif.byteorder in ("=", _NATIVE) or dtype.itemsize == 1))
-            return SliceHeader(path, tuple(int(n) for n in page.shape), dtype,
-                               _compression_name(page.compression), nbytes, size,
-                               copy_through)
-    except ScrollError:
-        raise
-    except PermissionError:
-        raise ScrollError("permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"not a readable TIFF ({_one_line(exc)})") from None
-
-
-def output_is_complete(path: Path, header: SliceHeader) -> bool:
-    """True if ``path`` is already a finished output for the input ``header``: a
-    single-page, uncompressed, memory-mappable TIFF with the same shape and dtype whose
-    pixel data lie within the file. Reads headers only."""
-    try:
-        size = path.stat().st_size
-        with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) != 1:
-                return False
-            page = tif.pages.first
-            end = page.dataoffsets[0] + page.databytecounts[0] if page.dataoffsets else 0
-            return (page.compression == 1 and page.is_memmappable and end <= size
-                    and tuple(page.shape) == header.shape and page.dtype is not None
-                    and np.dtype(page.dtype).newbyteorder("=") == header.dtype)
-    except Exception:
-        return False
-
-
-# --------------------------------------------------------------------------- one file
-
-
-def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = False,
-                    slots: threading.Semaphore | None = None) -> str:
-    """Write ``src`` uncompressed to ``dst``, atomically; return ``"decompressed"`` or
-    ``"copied"``.
-
-    The output is written to ``dst`` + ``.partial``, flushed to disk (fsync) and renamed
-    to ``dst``; on any error the partial file is removed and the exception propagates.
-    The written header is checked before the rename, and with ``verify`` the output's
-    pixels are compared with the input's. ``slots`` (if given) is held while decoding
-    and writing but not while waiting for the disk, so more threads than cores can keep
-    the cores decoding while other files are flushed.
-    """
-    # NAME.partial exactly: _remove_partials deletes only the partials of names we made
-    with atomic.replacing(dst, durable=True, tmp=dst.with_name(dst.name + PARTIAL)) as tmp:
-        tmp = Path(tmp)
-        with slots or contextlib.nullcontext():
-            action, data = _write_uncompressed(src, tmp, header)
-            if not verify:
-                data = None  # a thread waiting for the disk holds no slice
-        if not output_is_complete(tmp, header):
-            raise ScrollError("the written file is not an uncompressed memory-mappable "
-                              "TIFF of the input's shape and dtype (please report this)")
-        if verify:
-            expected = data if action == "decompressed" else _pixels(src)
-            if not np.array_equal(tifffile.memmap(tmp, mode="r"), expected):
-                raise ScrollError("verify: the written pixels differ from the input's")
-    return action
-
-
-def _write_uncompressed(src: Path, tmp: Path, header: SliceHeader
-                        ) -> tuple[str, np.ndarray | None]:
-    """Write ``src`` uncompressed to ``tmp`` (not flushed); return the action and the
-    decoded pixels (None when copied)."""
-    data = None
-    if header.copy_through:
-        shutil.copyfile(src, tmp)
-        shutil.copystat(src, tmp)
-        action = "copied"
-    else:
-        with tifffile.TiffFile(src) as tif:
-            page = tif.pages.first
-            # one thread per file: the parallelism is across files; libtiff where
-            # it is the faster decoder
-            data = decode.decode_page(tif)
-            tags = _tags_to_keep(page)
-        atomic.write_direct(tmp, _tiff_parts(data, tags))
-        action = "decompressed"
-    return action, data
-
-
-def _tiff_parts(data: np.ndarray, tags: dict) -> list:
-    """The bytes of the uncompressed TIFF of ``data`` with ``tags``, as parts to write one
-    after the other: tifffile's header of an empty image of that shape (a millisecond)
-    and the pixels themselves, if the pixels end the file as they do; else the whole
-    file written by tifffile (ten times slower: it copies the pixels in steps)."""
-    kwargs = dict(byteorder=_NATIVE, metadata=None, **tags)
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, None, shape=data.shape, dtype=data.dtype, **kwargs)
-    layout.seek(0)
-    with tifffile.TiffFile(layout) as tif:
-        page = tif.pages.first
-        offset = page.dataoffsets[0] if page.is_contiguous else -1
-    image = layout.getbuffer()
-    if offset > 0 and offset + data.nbytes == len(image) and data.flags.c_contiguous:
-        return [image[:offset], data.reshape(-1).view(np.uint8)]
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, data, **kwargs)
-    return [layout.getbuffer()]
-
-
-def outputs_match(src: Path, dst: Path) -> bool:
-    """True if the pixels of output ``dst`` equal the decoded pixels of input ``src``."""
-    try:
-        out = tifffile.memmap(dst, mode="r")
-    except Exception:
-        return False
-    return bool(np.array_equal(out, _pixels(src)))
-
-
-def _pixels(path: Path) -> np.ndarray:
-    with tifffile.TiffFile(path) as tif:
-        return tif.pages.first.asarray(maxworkers=1)
-
-
-def _tags_to_keep(page: tifffile.TiffPage) -> dict:
-    """The tifffile.imwrite arguments that reproduce ``page``'s descriptive tags.
-
-    Description, software and date are copied as the bytes stored in the file (through
-    ``extratags``): scanners write UTF-8 descriptions and ISO dates that tifffile's own
-    arguments would reject, and a slice must not fail over a tag. ``metadata=None`` at
-    the call keeps tifffile from adding its own description, ``software=False`` its
-    name. Resolutions are passed as the stored rationals so they round-trip exactly.
-    """
-    tags = page.tags
-    photometric = page.photometric
-    if photometric == tifffile.PHOTOMETRIC.YCBCR:  # tifffile decodes YCbCr to RGB
-        photometric = tifffile.PHOTOMETRIC.RGB
-    kwargs: dict = {"photometric": photometric, "software": False,
-                    "extratags": [(code, "s", 0, raw, True) for code in (270, 305, 306)
-                                  if (raw := _ascii_tag_bytes(page, code))]}
-    x, y = tags.valueof(282), tags.valueof(283)
-    if x is not None and y is not None and x[1] != 0 and y[1] != 0:
-        kwargs["resolution"] = (x, y)
-        kwargs["resolutionunit"] = page.resolutionunit
-    if page.samplesperpixel > 1:
-        kwargs["planarconfig"] = page.planarconfig
-        if page.extrasamples:
-            kwargs["extrasamples"] = page.extrasamples
-    if page.colormap is not None:
-        kwargs["colormap"] = page.colormap
-    return kwargs
-
-
-def _ascii_tag_bytes(page: tifffile.TiffPage, code: int) -> bytes:
-    """The bytes of ASCII tag ``code`` as stored (trailing NULs dropped), or b""."""
-    tag = page.tags.get(code)
-    if tag is None or tag.dtype != 2 or tag.count == 0:
-        return b""
-    fh = page.parent.filehandle
-    fh.seek(tag.valueoffset)
-    return fh.read(tag.count).rstrip(b"\0")
-
-
-def _compression_name(value: int) -> str:
-    try:
-        return tifffile.COMPRESSION(value).name
-    except ValueError:
-        return str(int(value))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- a directory
 
 
 def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
@@ -506,9 +282,9 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
         except OSError as exc:
             if exc.errno in _OUT_OF_SPACE:
                 return Outcome(name, "failed", reason=f"out of disk space ({exc.strerror})")
-            return Outcome(name, "failed", reason=_one_line(exc))
+            return Outcome(name, "failed", reason=one_line(exc))
         except Exception as exc:  # a bad file must not stop the others
-            return Outcome(name, "failed", reason=_one_line(exc))
+            return Outcome(name, "failed", reason=one_line(exc))
 
     jobs = [(h, True) for h in checks] + [(h, False) for h in todo]
     if not jobs:
