@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,16 +66,20 @@ class Outcome:
 
 @dataclass
 class Summary:
-    """Counts of one run. ``failed`` maps file names to a one-line reason."""
+    """Counts of one run: ``files`` counts the files by what happened to them (the
+    :class:`Outcome` actions, and ``"skipped"``: already complete), ``nbytes`` the pixel
+    bytes handled, ``failed`` maps file names to a one-line reason."""
 
     total: int = 0
-    decompressed: int = 0
-    copied: int = 0
-    skipped: int = 0
-    verified: int = 0
+    files: Counter[str] = field(default_factory=Counter)
     nbytes: int = 0
     seconds: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        """Files whose output is complete now by this run's work."""
+        return self.files["decompressed"] + self.files["copied"] + self.files["verified"]
 
 
 def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> list[Path]:
@@ -145,7 +150,7 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         if not ignore_free_space:
             _check_free_space(out_dir, todo)
         if done and not verify:
-            summary.skipped = len(done)
+            summary.files["skipped"] = len(done)
             note(f"note: {len(done)} output(s) already complete, skipped "
                  "(--overwrite redoes them, --verify compares their pixels)")
         checks = [h for h in headers if h.path.name in done] if verify else []
@@ -154,9 +159,8 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         try:
             _run(todo, checks, out_dir, workers, verify, quiet, summary, made)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: every finished file stays
-            finished = summary.decompressed + summary.copied + summary.verified
             raise Interrupted(getattr(exc, "signum", signal.SIGINT),
-                              f"{out_dir}: {finished + len(done)} of {summary.total} "
+                              f"{out_dir}: {summary.finished + len(done)} of {summary.total} "
                               "files complete (each output is written whole)") from None
     summary.seconds = time.perf_counter() - started
     return summary
@@ -334,12 +338,7 @@ def _record(outcome: Outcome, summary: Summary) -> None:
         summary.failed[outcome.name] = outcome.reason
         return
     summary.nbytes += outcome.nbytes
-    if outcome.action == "decompressed":
-        summary.decompressed += 1
-    elif outcome.action == "copied":
-        summary.copied += 1
-    elif outcome.action == "verified":
-        summary.verified += 1
+    summary.files[outcome.action] += 1
 
 
 def failure_message(summary: Summary, most: int = 10) -> str:

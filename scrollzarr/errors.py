@@ -1,5 +1,10 @@
 """The one exception type our scripts report to users."""
 
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
 
 class ScrollError(Exception):
     """A problem with the user's input or options.
@@ -22,3 +27,25 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signum, message)
         self.signum = signum
         self.message = message
+
+
+@contextlib.contextmanager
+def reading(path: object, unreadable: str, missing: str = "",
+            describe: Callable[[BaseException], str] = str) -> Iterator[None]:
+    """Turn whatever reading the file ``path`` raises inside the block (the readers raise
+    many kinds on a damaged file) into one :class:`ScrollError` naming it:
+    ``PATH: permission denied``, ``PATH: <missing>`` for an absent file (if ``missing``
+    is given), else ``PATH: <unreadable> (<describe(exc)>)``. ``path`` None leaves the
+    ``PATH: `` out. A ScrollError raised in the block passes unchanged."""
+    try:
+        yield
+    except ScrollError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, PermissionError):
+            why = "permission denied"
+        elif missing and isinstance(exc, FileNotFoundError):
+            why = missing
+        else:
+            why = f"{unreadable} ({describe(exc)})"
+        raise ScrollError(why if path is None else f"{path}: {why}") from None

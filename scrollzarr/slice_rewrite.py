@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 
 from . import atomic, decode
-from .errors import ScrollError
+from .errors import ScrollError, reading
 
 PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
 _NATIVE = "<" if sys.byteorder == "little" else ">"
@@ -51,7 +51,7 @@ def read_input_header(path: Path) -> SliceHeader:
     """Check that ``path`` is a single-page TIFF whose pixel data lie within the file
     and whose compression imagecodecs can decode; return its :class:`SliceHeader`.
     Raises :class:`ScrollError` with a reason (without the path) otherwise."""
-    try:
+    with reading(None, "not a readable TIFF", describe=one_line):
         size = path.stat().st_size
         if size == 0:
             raise ScrollError("empty file (0 bytes)")
@@ -77,12 +77,6 @@ def read_input_header(path: Path) -> SliceHeader:
             return SliceHeader(path, tuple(int(n) for n in page.shape), dtype,
                                _compression_name(page.compression), nbytes, size,
                                copy_through)
-    except ScrollError:
-        raise
-    except PermissionError:
-        raise ScrollError("permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"not a readable TIFF ({one_line(exc)})") from None
 
 
 def output_is_complete(path: Path, header: SliceHeader) -> bool:

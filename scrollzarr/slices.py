@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 
 from . import decode
-from .errors import ScrollError
+from .errors import ScrollError, reading
 
 #: File name suffixes of TIFFs (any letter case).
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
@@ -49,38 +49,15 @@ class SliceStack:
         return min(self.paths)  # gaps lie between slices: the first number has a file
 
     @property
-    def n_missing(self) -> int:
-        return sum(b - a + 1 for a, b in self.missing)
-
-    @property
     def z_stop(self) -> int:
         """One past the last slice number."""
         return max(self.paths) + 1
-
-    @property
-    def nbytes_per_slice(self) -> int:
-        return self.shape[0] * self.shape[1] * self.dtype.itemsize
 
 
 def slice_number(name: str) -> int | None:
     """Return the slice number of a file name (the last integer in it), or None."""
     m = _LAST_INTEGER.search(Path(name).stem)
     return int(m.group(1)) if m else None
-
-
-def format_numbers(numbers: list[int], most: int = 20) -> str:
-    """Format sorted integers compactly: ``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
-    runs: list[str] = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        runs.append(str(numbers[i]) if i == j else f"{numbers[i]}-{numbers[j]}")
-        i = j + 1
-    if len(runs) > most:
-        runs = runs[:most] + [f"... ({len(numbers)} in all)"]
-    return ", ".join(runs)
 
 
 def gaps(numbers: list[int]) -> list[tuple[int, int]]:
@@ -227,7 +204,7 @@ def _largest_gap(missing: list[tuple[int, int]], paths: dict[int, Path]) -> str:
 def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
     """Return ``((height, width), dtype)`` of a slice TIFF after checking that it is a
     single-page, single-channel 2-D image whose pixel data lies within the file."""
-    try:
+    with reading(path, "not a readable TIFF"):
         size = path.stat().st_size
         if size == 0:
             raise ScrollError(f"{path}: empty file (0 bytes)")
@@ -244,12 +221,6 @@ def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
                 raise ScrollError(f"{path}: truncated TIFF (pixel data ends past the "
                                   f"file's {size} bytes)")
             return (int(page.shape[0]), int(page.shape[1])), np.dtype(page.dtype)
-    except ScrollError:
-        raise
-    except PermissionError:
-        raise ScrollError(f"{path}: permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"{path}: not a readable TIFF ({exc})") from None
 
 
 @functools.lru_cache(maxsize=4096)
