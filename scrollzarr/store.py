@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
