@@ -89,7 +89,7 @@ class Journal:
         batches = 0
         for name in sorted(fs.ls(path, detail=False)):
             base = name.rstrip("/").rsplit("/", 1)[-1]
-            # a batch still being written (``.partial``; ``.tmp`` in older versions) is not done
+            # a batch still being written (.partial; .tmp in older versions) is not done
             if base.startswith("done-") and not base.endswith((atomic.PARTIAL, ".tmp")):
                 done.update(fs.cat_file(name).decode().split())
                 batches += 1

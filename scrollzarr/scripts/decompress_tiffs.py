@@ -70,9 +70,10 @@ def main(args: argparse.Namespace) -> None:
         parts.append(f"{files['verified']} verified")
     if files["skipped"]:
         parts.append(f"{files['skipped']} already complete")
+    rates = (f"{progress.rate(summary.finished, summary.seconds, 'files')}, "
+             f"{progress.rate(summary.nbytes, summary.seconds, 'B')}")
     cli.note(f"{', '.join(parts)} of {summary.total} files into {args.out_dir} in "
-             f"{summary.seconds:.1f} s ({progress.rate(summary.finished, summary.seconds, 'files')}, "
-             f"{progress.rate(summary.nbytes, summary.seconds, 'B')})", args.quiet)
+             f"{summary.seconds:.1f} s ({rates})", args.quiet)
     if summary.failed:
         raise ScrollError(failure_message(summary))
 
