@@ -3,8 +3,8 @@
 
     python scroll_to_ome.py TIFF_DIR OUT.zarr [options]
 
-Run without arguments' TIFF_DIR (``--sample``) to make and convert the built-in synthetic
-scroll. See README.md for every option.
+``python make_sample.py DIR`` makes the built-in synthetic scroll; its ``DIR/slices`` is
+a TIFF_DIR to try this on. See README.md for every option.
 """
 
 import sys

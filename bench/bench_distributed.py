@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 from scrollzarr import plan as planning  # noqa: E402
 from scrollzarr.convert import Options, convert, default_budget_gb  # noqa: E402
 from scrollzarr.distributed import run_dask  # noqa: E402
+from scrollzarr.sources import SliceSource, open_input  # noqa: E402
 from synthetic import make_stack, warm  # noqa: E402
 
 
@@ -81,10 +82,11 @@ def real_scroll_plan(chunk: int, budget_gb: float, threads: int) -> planning.Pla
     shapes = [(14376, 7888, 8096)]
     for _ in range(5):
         shapes.append(tuple(-(-s // 2) for s in shapes[-1]))
-    job = planning.Job(slice_paths=(None,) * shapes[0][0], crop_y=(0, 7888),
-                       crop_x=(0, 8096), arrays=tuple(f"/out/{i}" for i in range(6)),
+    source = SliceSource("/scroll", (shapes[0][0] - 1,), ("/scroll/14375.tif",), 7888, 8096,
+                         "<u2")  # planning reads no file
+    job = planning.Job(source=source, arrays=tuple(f"/out/{i}" for i in range(6)),
                        shapes=tuple(shapes), algorithms=("none",) + ("mean",) * 5,
-                       chunk=chunk, dtype="<u2", slice_width=8096)
+                       chunk=chunk, dtype="<u2")
     return planning.make_plan(job, 0, budget_gb * 2**30, threads)
 
 
@@ -199,11 +201,9 @@ def real_small_job(stack: Path, shape: tuple[int, int, int], chunk: int,
     shapes = [shape]
     for _ in range(5):
         shapes.append(tuple(-(-s // 2) for s in shapes[-1]))
-    paths = tuple(str(p) for p in sorted(stack.glob("*.tif")))
-    return planning.Job(slice_paths=paths, crop_y=(0, shape[1]), crop_x=(0, shape[2]),
-                        arrays=tuple(f"/out/{i}" for i in range(6)), shapes=tuple(shapes),
-                        algorithms=("none",) + (algorithm,) * 5, chunk=chunk, dtype="<u2",
-                        slice_width=shape[2])
+    return planning.Job(source=open_input(stack), arrays=tuple(f"/out/{i}" for i in range(6)),
+                        shapes=tuple(shapes), algorithms=("none",) + (algorithm,) * 5,
+                        chunk=chunk, dtype="<u2")
 
 
 if __name__ == "__main__":

@@ -120,10 +120,16 @@ def number(kind: type = float, *, minimum: float | None = None,
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``--quiet`` and ``--debug`` to a script's parser."""
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or notes")
-    parser.add_argument(
-        "--debug", action="store_true", help="show a full traceback on errors"
-    )
+    add_switches(parser, quiet="no progress bars or notes",
+                 debug="show a full traceback on errors")
+
+
+def add_switches(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                 **helps: str) -> None:
+    """Add one on/off option ``--NAME`` (off unless given) per keyword ``NAME="help"``,
+    in the order given."""
+    for name, text in helps.items():
+        parser.add_argument(f"--{name}", action="store_true", help=text)
 
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,

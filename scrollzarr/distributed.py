@@ -247,14 +247,13 @@ def _package_zip(into: Path, version: str, digest: str) -> Path:
 
 
 def _absolute_paths(job: planning.Job) -> planning.Job:
-    """The job with local paths made absolute: workers do not share our working
-    directory (a relative output would land in each worker's own)."""
-    def absolute(p: str | None) -> str | None:
-        return p if p is None or store.is_url(p) else os.path.abspath(p)
+    """The job with local output paths made absolute: workers do not share our working
+    directory (a relative output would land in each worker's own). Sources hold
+    absolute paths already (see :func:`scrollzarr.sources.open_input`)."""
+    def absolute(p: str) -> str:
+        return p if store.is_url(p) else os.path.abspath(p)
 
-    return dataclasses.replace(
-        job, slice_paths=tuple(absolute(p) for p in job.slice_paths),
-        arrays=tuple(absolute(p) for p in job.arrays))
+    return dataclasses.replace(job, arrays=tuple(absolute(p) for p in job.arrays))
 
 
 def _run_plan(client, plan: planning.Plan, job: planning.Job, quiet: bool,

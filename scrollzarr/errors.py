@@ -1,8 +1,10 @@
-"""The one exception type our scripts report to users."""
+"""The one exception type our scripts report to users, and :func:`reading` and
+:func:`read_errors`, which word the failures of reading an input file as one of them."""
 
 from __future__ import annotations
 
-import contextlib
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 
@@ -29,8 +31,24 @@ class Interrupted(KeyboardInterrupt):
         self.message = message
 
 
-@contextlib.contextmanager
-def reading(path: object, unreadable: str, missing: str = "",
+@contextmanager
+def reading(path: str | Path, suffix: str) -> Iterator[None]:
+    """Turn the OSError of reading the ``suffix`` file (".ppm", ".obj") at ``path`` into
+    a one-line :class:`ScrollError` naming it: missing, a directory, or unreadable (with
+    the system's reason)."""
+    article = "an" if suffix[1:2] in "aeiou" else "a"
+    try:
+        yield
+    except FileNotFoundError:
+        raise ScrollError(f"{path}: {suffix} file does not exist") from None
+    except IsADirectoryError:
+        raise ScrollError(f"{path}: is a directory, not {article} {suffix} file") from None
+    except OSError as exc:
+        raise ScrollError(f"{path}: cannot read {suffix} file ({exc.strerror})") from None
+
+
+@contextmanager
+def read_errors(path: object, unreadable: str, missing: str = "",
             describe: Callable[[BaseException], str] = str) -> Iterator[None]:
     """Turn whatever reading the file ``path`` raises inside the block (the readers raise
     many kinds on a damaged file) into one :class:`ScrollError` naming it:

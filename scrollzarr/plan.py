@@ -17,12 +17,12 @@ run in any order or in parallel; a task depends only on the tasks whose regions 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import chunkio, progress, pyramid, slices, workers
+from . import chunkio, progress, pyramid, window, workers
+from .sources.base import Source
 
 Span = tuple[int, int]
 
@@ -31,28 +31,35 @@ Span = tuple[int, int]
 class Job:
     """What every task of one conversion needs to know (picklable, no arrays).
 
-    ``slice_paths[i]`` is the TIFF of level-0 z index ``slice_first + i`` (None where a
-    slice is missing; z indices outside the tuple have no slice, so a stack whose first
-    file is numbered 10**12 costs no 10**12-long tuple); ``crop_y``/``crop_x`` the slice rows/columns that level 0 holds.
-    ``arrays[l]`` is the path of level ``l``; ``shapes[l]`` its (z, y, x) shape;
-    ``algorithms[l]`` how level ``l`` is made from ``l - 1`` (unused for level 0).
+    ``source`` is what level 0 is read from and ``crop`` the (z, y, x) voxel of the
+    source that is level 0's (0, 0, 0) (the source may be None when the plan starts
+    above level 0). ``arrays[l]`` is the path of level ``l``; ``shapes[l]`` its (z, y, x)
+    shape; ``algorithms[l]`` how level ``l`` is made from ``l - 1`` (unused for level 0).
     ``chunk`` is the edge of the unit a task writes whole (the chunk, or the shard of a
-    sharded store). ``shift`` right-shifts input values (8 for ``--obytes 1`` on uint16
-    input). ``filled[l]`` is the z span of level ``l`` that can hold non-zero data.
+    sharded store). ``shift`` right-shifts source values (8 for ``--obytes 1`` on uint16
+    input) and ``window`` maps them to the output dtype (see :func:`map_values`).
+    ``filled[l]`` is the z span of level ``l`` that can hold non-zero data.
     """
 
-    slice_paths: tuple[str | None, ...]
-    crop_y: Span
-    crop_x: Span
+    source: Source | None
     arrays: tuple[str, ...]
     shapes: tuple[tuple[int, int, int], ...]
     algorithms: tuple[str, ...]
     chunk: int
     dtype: str
+    crop: tuple[int, int, int] = (0, 0, 0)
     shift: int = 0
     filled: tuple[Span, ...] = ()
-    slice_width: int = 0
-    slice_first: int = 0
+    window: tuple[float, float] | None = None
+
+
+class BudgetTooSmall(ValueError):
+    """Not even one task of one chunk row fits the memory budget; ``needed`` is the
+    working memory of the smallest task, in bytes."""
+
+    def __init__(self, needed: float):
+        super().__init__(f"the smallest task needs {needed / 2**30:.3g} GiB")
+        self.needed = needed
 
 
 @dataclass(frozen=True, order=True)
@@ -131,7 +138,7 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
     algorithm = job.algorithms[min(max(level, 1), len(job.shapes) - 1)]
     factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
     if level == 0:
-        width = job.crop_x[1] - job.crop_x[0]
+        width = job.shapes[0][2]
         planes = job.chunk if (top > level and job.chunk % 2 == 0) else unit
         source = min(planes, job.shapes[0][0]) * rows * width * itemsize
         return source * factor + (source / 4 if top > level else 0), source
@@ -147,8 +154,8 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
     (``bands[stage] = (rows, top, parallel)``: a resumed conversion keeps its first run's
     tasks). Per stage, as many tasks run in parallel as the budget allows (at most
     ``threads``), and a stage writes two levels when that fits (one for gaussian after
-    level 0, whose context would otherwise grow). Raises ValueError (with the needed
-    size in GiB) if not even one task of one chunk row fits."""
+    level 0, whose context would otherwise grow). Raises :class:`BudgetTooSmall` if not
+    even one task of one chunk row fits."""
     plan = Plan(job)
     # the write-behind queue comes out of the budget, and only from a large one: small
     # budgets keep their tasks (and one queued chunk, as the old per-thread buffer was)
@@ -208,7 +215,7 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
         if n > 0:
             return n * unit, top, parallel
         need = memory if need is None else min(need, memory)
-    raise ValueError(str(need / 2**30))
+    raise BudgetTooSmall(need)
 
 
 def source_region(job: Job, task: Task) -> tuple[Span, Span]:
@@ -318,34 +325,42 @@ def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | N
 
 
 def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
-    """Read rows ``y`` of level-0 slabs ``z`` from the slice TIFFs into a reused
-    (z, y, x) buffer of the job's dtype (missing slices are zeros)."""
+    """Read rows ``y`` of level-0 slabs ``z`` from the job's source into a reused
+    (z, y, x) buffer of the job's dtype (zeros outside the source's filled span)."""
     (z0, z1), (y0, y1) = z, y
-    ry0, ry1 = job.crop_y[0] + y0, job.crop_y[0] + y1
-    cx0, cx1 = job.crop_x
-    out = chunkio.scratch("slab", (z1 - z0, y1 - y0, cx1 - cx0), job.dtype)
-    width = None
-    direct = job.shift == 0
-    for i, zi in enumerate(range(z0, z1)):
-        k = zi - job.slice_first
-        path = job.slice_paths[k] if 0 <= k < len(job.slice_paths) else None
-        if path is None:
-            out[i] = 0
-            continue
-        if width is None:
-            width = job.slice_width
-            direct = direct and cx0 == 0 and cx1 == width
-        if direct:
-            slices.read_rows(Path(path), ry0, ry1, out=out[i])  # straight into the slab
-            continue
-        rows = slices.read_rows(Path(path), ry0, ry1,
-                                out=chunkio.scratch("rows", (ry1 - ry0, width),
-                                             out.dtype if not job.shift else np.uint16))
-        if job.shift:
-            np.right_shift(rows[:, cx0:cx1], job.shift, out=out[i], casting="unsafe")
-        else:
-            out[i] = rows[:, cx0:cx1]
+    cz, cy, cx = job.crop
+    nx = job.shapes[0][2]
+    out = chunkio.scratch("slab", (z1 - z0, y1 - y0, nx), job.dtype)
+    fz0, fz1 = job.source.filled()
+    a, b = min(max(fz0 - cz, z0), z1), max(min(fz1 - cz, z1), z0)  # the planes it has
+    out[:a - z0] = 0
+    out[b - z0:] = 0
+    rows, cols = (cy + y0, cy + y1), (cx, cx + nx)
+    if a == b:
+        return out
+    if not _maps_values(job):
+        job.source.read((cz + a, cz + b), rows, cols, out[a - z0:b - z0])  # no copy
+        return out
+    # one plane at a time: the source dtype's buffer stays as small as today's rows
+    plane = chunkio.scratch("plane", (1, y1 - y0, nx), job.source.dtype)
+    for zi in range(a, b):
+        job.source.read((cz + zi, cz + zi + 1), rows, cols, plane)
+        map_values(job, plane[0], out[zi - z0])
     return out
+
+
+def _maps_values(job: Job) -> bool:
+    return job.shift != 0 or job.window is not None
+
+
+def map_values(job: Job, values: np.ndarray, out: np.ndarray) -> None:
+    """Map source voxels ``values`` into ``out`` (the job's dtype): ``--window`` LO:HI to
+    uint8 (:func:`scrollzarr.window.apply_window`), or ``--obytes 1``, which keeps the high
+    byte of uint16 (value >> 8). The one place where source values change."""
+    if job.window is not None:
+        window.apply_window(values, *job.window, out)
+        return
+    np.right_shift(values, job.shift, out=out, casting="unsafe")
 
 
 def run_local(plan: Plan, num_threads: int, quiet: bool = False,

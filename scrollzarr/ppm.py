@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScrollError, reading
+from .errors import ScrollError, read_errors, reading
 
 #: Bytes per pixel in the body: six float64.
 PIXEL_BYTES = 48
@@ -65,16 +65,9 @@ def read_header(path: str | Path) -> PpmHeader:
     dim/type/ordered, body size not ``height * width * 48`` bytes).
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(MAX_HEADER_BYTES)
-            size = os.fstat(fh.fileno()).st_size
-    except FileNotFoundError:
-        raise ScrollError(f"{path}: .ppm file does not exist") from None
-    except IsADirectoryError:
-        raise ScrollError(f"{path}: is a directory, not a .ppm file") from None
-    except OSError as exc:
-        raise ScrollError(f"{path}: cannot read .ppm file ({exc.strerror})") from None
+    with reading(path, ".ppm"), open(path, "rb") as fh:
+        head = fh.read(MAX_HEADER_BYTES)
+        size = os.fstat(fh.fileno()).st_size
     if not head:
         raise ScrollError(f"{path}: empty file, not a .ppm")
 
@@ -154,7 +147,7 @@ def read_mask(path: str | Path, height: int, width: int) -> np.ndarray:
     # real masks (200 Mpixel) exceed pillow's decompression-bomb guard; this is a local file
     Image.MAX_IMAGE_PIXELS = None
     try:
-        with reading(path, "cannot read mask PNG", missing="mask file does not exist"), \
+        with read_errors(path, "cannot read mask PNG", missing="mask file does not exist"), \
                 Image.open(path) as img:
             img.load()
             if img.size != (width, height):

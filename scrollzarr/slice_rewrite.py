@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 
 from . import atomic, decode
-from .errors import ScrollError, reading
+from .errors import ScrollError, read_errors
 
 PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
 _NATIVE = "<" if sys.byteorder == "little" else ">"
@@ -51,7 +51,7 @@ def read_input_header(path: Path) -> SliceHeader:
     """Check that ``path`` is a single-page TIFF whose pixel data lie within the file
     and whose compression imagecodecs can decode; return its :class:`SliceHeader`.
     Raises :class:`ScrollError` with a reason (without the path) otherwise."""
-    with reading(None, "not a readable TIFF", describe=one_line):
+    with read_errors(None, "not a readable TIFF", describe=one_line):
         size = path.stat().st_size
         if size == 0:
             raise ScrollError("empty file (0 bytes)")

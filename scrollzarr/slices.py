@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 
 from . import decode
-from .errors import ScrollError, reading
+from .errors import ScrollError, read_errors
 
 #: File name suffixes of TIFFs (any letter case).
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
@@ -130,6 +130,8 @@ def list_tiffs(directory: Path, wanted: Callable[[str], bool] = lambda name: Tru
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    from .sources.volume_grid import refuse_cells  # not at the top: it imports this module
+    refuse_cells(directory, names)  # cells are never read as slices one by one
     found = [directory / n for n in names if is_tiff_name(n) and wanted(n)]
     check_regular_files(found)
     kept = {p.name for p in found}
@@ -204,7 +206,7 @@ def _largest_gap(missing: list[tuple[int, int]], paths: dict[int, Path]) -> str:
 def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
     """Return ``((height, width), dtype)`` of a slice TIFF after checking that it is a
     single-page, single-channel 2-D image whose pixel data lies within the file."""
-    with reading(path, "not a readable TIFF"):
+    with read_errors(path, "not a readable TIFF"):
         size = path.stat().st_size
         if size == 0:
             raise ScrollError(f"{path}: empty file (0 bytes)")

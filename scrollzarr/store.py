@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import fsspec
 import numcodecs
@@ -52,6 +52,9 @@ from . import atomic
 from .errors import ScrollError
 from .journal import DIRNAME as JOURNAL_DIRNAME
 from .ngff import AXES, OWN_KEY
+
+if TYPE_CHECKING:
+    from .spec import ConversionSpec
 
 _MARKERS = (".zgroup", ".zarray", "zarr.json")
 
@@ -162,6 +165,36 @@ def create_array(store: Path | str, shape: tuple[int, int, int],
     return zarr.create_array(
         zarr_format=3, shards=(shard,) * 3 if shard else None,
         dimension_names=AXES, **common)
+
+
+def own_attributes(origin: Sequence[float], complete: bool,
+                   window: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Our attributes: whether the conversion finished, the crop origin (z, y, x) and,
+    with ``--window``, the window (``{"lo", "hi", "source_dtype"}``)."""
+    own = {"complete": complete, "origin_zyx": list(origin)}
+    return own if window is None else {**own, "window": window}
+
+
+def create(spec: "ConversionSpec") -> None:
+    """Make the empty store of ``spec``: the group, our attributes (complete: false) and
+    the level arrays; with ``--first_new_level`` only the levels being (re)built, after
+    deleting the ones ``spec.replaced`` lists."""
+    layout = dict(zarr_format=spec.zarr_format, shard=spec.shard,
+                  compression=spec.compression)
+    dtype = np.dtype(spec.dtype)
+    own = {OWN_KEY: own_attributes(spec.origin, complete=False,
+                                   window=spec.window_attributes)}
+    if spec.zarr_only:
+        create_array(spec.output, spec.shapes[0], spec.chunk, dtype, attributes=own,
+                     **layout)
+        return
+    if spec.first_level == 0:
+        create_group(spec.output, spec.zarr_format)
+        set_attributes(spec.output, own)
+    for path in spec.replaced:
+        remove(join(spec.output, path))
+    for level in range(spec.first_level, len(spec.shapes)):
+        create_array(spec.arrays[level], spec.shapes[level], spec.chunk, dtype, **layout)
 
 
 def create_group(path: str | Path, zarr_format: int = 2) -> zarr.Group:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -30,6 +31,17 @@ def write_stack(directory: Path, volume: np.ndarray, first: int = 0,
 
 def random_volume(shape, seed=0, dtype=np.uint16, high=65536) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, high, size=shape, dtype=np.int64).astype(dtype)
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Every file below root with its hash and mtime, to prove nothing changed."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p)] = (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        else:
+            out[str(p)] = ("dir", 0)
+    return out
 
 
 def run_script(script: str, *args, check: bool = False, env=None, timeout=600):

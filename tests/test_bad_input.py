@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -13,22 +12,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import ROOT, random_volume, run_script, write_stack
+from conftest import ROOT, random_volume, run_script, snapshot, write_stack
 
 
 def good_stack(d: Path, n: int = 4, shape=(6, 7)) -> Path:
     return write_stack(d, random_volume((n,) + shape, seed=3))
-
-
-def snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    """Every file below root with its hash and mtime, to prove nothing changed."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            out[str(p)] = (hashlib.sha1(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-        else:
-            out[str(p)] = ("dir", 0)
-    return out
 
 
 # each case: (id, setup(tmp) -> (args, expected error line without "error: ", exit code))

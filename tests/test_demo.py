@@ -23,9 +23,8 @@ def test_demo_makes_converts_and_renders_the_sample(tmp_path):
     assert len(group.attrs["multiscales"][0]["datasets"]) == 6
     assert group["0"][20].any() and group.attrs["scrollzarr"]["complete"]
     assert len(list(out.glob("slices/*.tif"))) == 40
-    if (ROOT / "ppm_to_layers.py").exists():
-        layers = sorted((out / "layers").glob("*.tif"))
-        assert len(layers) == 65 and (out / "stack.tif").is_file()
+    layers = sorted((out / "layers").glob("*.tif"))
+    assert len(layers) == 65 and (out / "stack.tif").is_file()
     assert np.asarray(group["5"]).shape == (2, 4, 4)
 
 

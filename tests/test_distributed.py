@@ -23,6 +23,7 @@ from scrollzarr.distributed import run_dask
 from scrollzarr.errors import ScrollError
 from scrollzarr.sample import write_scroll
 from scrollzarr.slices import find_slices
+from scrollzarr.sources import open_input
 
 distributed = pytest.importorskip("distributed")
 
@@ -167,17 +168,15 @@ def _small_plan(tmp_path: Path, name: str, threads: int = 2) -> planning.Plan:
     src = tmp_path / "slices"
     if not src.exists():
         write_scroll(src, shape=(40, 64, 48))
-    stack = find_slices(src)
+    source = open_input(src)
     out = tmp_path / name
     shapes = [(40, 64, 48), (20, 32, 24), (10, 16, 12)]
     store.create_group(out)
     arrays = tuple(store.join(out, str(level)) for level in range(3))
     for path, shape in zip(arrays, shapes):
         store.create_array(path, shape, 8, np.dtype("<u2"))
-    job = planning.Job(slice_paths=tuple(str(stack.paths[z]) for z in range(40)),
-                       crop_y=(0, 64), crop_x=(0, 48), arrays=arrays, shapes=tuple(shapes),
-                       algorithms=("none", "mean", "mean"), chunk=8, dtype="<u2",
-                       slice_width=48)
+    job = planning.Job(source=source, arrays=arrays, shapes=tuple(shapes),
+                       algorithms=("none", "mean", "mean"), chunk=8, dtype="<u2")
     # a budget of a few chunk rows per task: several bands per stage
     return planning.make_plan(job, 0, 0.75e6 * threads, threads)
 

@@ -236,7 +236,7 @@ def test_http_reader_gets_all_metadata_in_one_request(tmp_path):
 def test_display_window_of_a_large_level_reads_only_sampled_chunks(tmp_path, monkeypatch):
     """A single-level store's window must not read the whole scroll: whole chunks on a
     grid, and their non-zero percentiles."""
-    monkeypatch.setattr(ngff, "_WINDOW_SAMPLE", 4 * 4**3)  # four 4^3 chunks
+    monkeypatch.setattr(ngff.window, "_WINDOW_SAMPLE", 4 * 4**3)  # four 4^3 chunks
     array = zarr.create_array(str(tmp_path / "a.zarr"), shape=(16, 16, 16), chunks=(4,) * 3,
                               dtype="u2", fill_value=0, zarr_format=2)
     vol = random_volume((16, 16, 16), seed=8, high=1000)

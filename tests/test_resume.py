@@ -49,10 +49,13 @@ def listed_levels(store: Path) -> list[str]:
 
 def stage_sizes(src: Path, out: Path) -> list[int]:
     """Number of tasks of each stage of the conversion OPTS plan (from the real planner)."""
-    from scrollzarr.convert import Options, _full_target, _make_plan
+    from scrollzarr import spec as specs
+    from scrollzarr.convert import Options, _make_plan
+    from scrollzarr.sources import open_input
     options = Options(chunk_size=8, nlevels=4, max_gb=0.00005, num_threads=1, quiet=True)
-    target = _full_target(src, str(out), options, lambda s: None)
-    plan = _make_plan(target.job, 0, options.max_gb, 1, lambda s: None)
+    source = open_input(src)
+    job = specs.job(specs.full_spec(options, source, str(out)), source)
+    plan = _make_plan(job, 0, options.max_gb, 1, lambda s: None)
     assert list(plan.written(0)) == [0, 1] and 2 in plan.levels
     return [len(tasks) for tasks in plan.levels.values()]
 

@@ -17,8 +17,7 @@ import pytest
 import tifffile
 import zarr
 
-from conftest import random_volume, run_script, write_stack
-from test_bad_input import snapshot
+from conftest import random_volume, run_script, snapshot, write_stack
 
 from scrollzarr import convert, ngff, safety, slices
 from scrollzarr.decompress import MADE_NAME

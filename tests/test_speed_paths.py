@@ -143,15 +143,16 @@ def test_a_failed_queued_write_is_raised_by_flush_and_leaves_no_partial_file(tmp
 
 def _deep_job(nz: int) -> "planning.Job":
     from scrollzarr import plan as planning, pyramid
+    from scrollzarr.sources import SliceSource
 
     shapes = [(nz, 2048, 2048)]
     for _ in range(5):
         shapes.append(pyramid.reduced_shape(shapes[-1]))
-    return planning.Job(slice_paths=(None,) * nz, crop_y=(0, 2048), crop_x=(0, 2048),
-                        arrays=tuple(f"/nonexistent/{i}" for i in range(6)),
+    source = SliceSource("/nonexistent", (nz - 1,), ("/nonexistent/slice.tif",), 2048,
+                         2048, "<u2")  # planning reads no file
+    return planning.Job(source=source, arrays=tuple(f"/nonexistent/{i}" for i in range(6)),
                         shapes=tuple(shapes), algorithms=("none",) + ("mean",) * 5,
-                        chunk=128, dtype="<u2", filled=tuple((0, s[0]) for s in shapes),
-                        slice_width=2048)
+                        chunk=128, dtype="<u2", filled=tuple((0, s[0]) for s in shapes))
 
 
 def test_task_memory_does_not_grow_with_the_depth_of_the_scroll():

@@ -63,9 +63,7 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--user``, ``--cache_dir``, ``--cache_gb`` and ``--cache_ttl`` to ``parser``
     (read them back with :func:`remote_options`)."""
     group = parser.add_argument_group("remote stores (http://, https://, s3:// URLs)")
-    group.add_argument("--user", default=None, metavar="NAME",
-                       help=f"HTTP user; the password comes from ${PASSWORD_ENV} or "
-                       "~/.netrc, never from the command line")
+    add_user_argument(group)
     group.add_argument("--cache_dir", default=None, metavar="DIR",
                        help=f"root of the on-disk chunk cache (default "
                        f"{default_cache_dir()}); each store gets its own place in it")
@@ -77,6 +75,14 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
                        default=DEFAULT_CACHE_TTL, metavar="SECONDS",
                        help=f"reuse metadata and absent chunks this long without asking "
                        f"the server (default {DEFAULT_CACHE_TTL:g})")
+
+
+def add_user_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--user NAME`` (the HTTP user of a remote store) alone, for a script that
+    reads remote stores without the disk cache."""
+    parser.add_argument("--user", default=None, metavar="NAME",
+                        help=f"HTTP user; the password comes from ${PASSWORD_ENV} or "
+                        "~/.netrc, never from the command line")
 
 
 def remote_options(args: argparse.Namespace) -> RemoteOptions:

@@ -29,16 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ppm_to_layers.py",
         description="Render flattened layers of a segment (.ppm, tifxyz or .obj) from an "
                     "OME-Zarr store (local, http(s):// or s3://).")
-    parser.add_argument("surface", metavar="SURFACE",
-                        help="the segment: a .ppm file (a <stem>_mask.png beside it is "
-                        "honoured), a tifxyz directory (x.tif, y.tif, z.tif, meta.json) or "
-                        "an .obj mesh with vt texture coordinates")
-    parser.add_argument("store", metavar="STORE",
-                        help="OME-Zarr root (finest level unless --level) or a plain "
-                        "(z, y, x) zarr array: a path, http(s):// or s3:// URL")
-    parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="directory for the layer TIFFs (created if needed); - for "
-                        "none (with --zarr_output)")
+    for name, text in (
+            ("surface", "the segment: a .ppm file (a <stem>_mask.png beside it is "
+                        "honoured), a tifxyz directory (x.tif, y.tif, z.tif, meta.json) "
+                        "or an .obj mesh with vt texture coordinates"),
+            ("store", "OME-Zarr root (finest level unless --level) or a plain (z, y, x) "
+                      "zarr array: a path, http(s):// or s3:// URL"),
+            ("out_dir", "directory for the layer TIFFs (created if needed); - for none "
+                        "(with --zarr_output)")):
+        parser.add_argument(name, metavar=name.upper(), help=text)
     parser.add_argument("stack", metavar="STACK.tif", nargs="?", default=None,
                         help="optional stack image of the central layers")
     parser.add_argument("--number_of_layers", type=cli.number(int, minimum=1), default=65,
@@ -47,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=25, metavar="N",
                         help="central layers in the stack image (default 25; checked only "
                         "when a stack image or --preview is asked for)")
-    parser.add_argument("--layers", default=None, metavar="START:STOP",
+    parser.add_argument("--layers", metavar="START:STOP",
                         help="render only these layers: 0-based indices among "
                         "--number_of_layers, STOP exclusive (files keep their index)")
     parser.add_argument("--stack_method", choices=STACK_METHODS, default="max",
@@ -64,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--direction", choices=DIRECTIONS, default="both",
                         help="layers on both sides of the surface (default), or only "
                         "along (positive) / against (negative) the normal")
-    parser.add_argument("--level", default=None, metavar="PATH",
+    parser.add_argument("--level", metavar="PATH",
                         help="dataset path of an OME-Zarr store's level, as its metadata "
                         "names it (quick preview; default the finest level)")
     parser.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
@@ -72,12 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zarr_output", default=None, metavar="OUT.zarr",
                         help="also write the rendered layers as an OME-Zarr: axes z (layer), "
                         "y, x; chunks (all layers, 128, 128); a pyramid halving y and x")
-    parser.add_argument("--preview", action="store_true",
-                        help="also write OUT_DIR/preview_surface.png and preview_stack.png "
-                        "(8-bit, contrast-stretched)")
-    parser.add_argument("--allow_outside", action="store_true",
-                        help="render even when most of the segment lies outside the volume "
-                        "or every sample reads 0 (otherwise an error)")
+    cli.add_switches(
+        parser,
+        preview="also write OUT_DIR/preview_surface.png and preview_stack.png (8-bit, "
+                "contrast-stretched)",
+        allow_outside="render even when most of the segment lies outside the volume or "
+                      "every sample reads 0 (otherwise an error)")
     add_surface_arguments(parser)
     remote.add_remote_arguments(parser)
     cli.add_common_flags(parser)

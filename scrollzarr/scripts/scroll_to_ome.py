@@ -2,8 +2,8 @@
 
     python scroll_to_ome.py TIFF_DIR OUT.zarr [options]
 
-Run without arguments' TIFF_DIR (``--sample``) to make and convert the built-in synthetic
-scroll. See README.md for every option.
+``python make_sample.py DIR`` makes the built-in synthetic scroll; its ``DIR/slices`` is
+a TIFF_DIR to try this on. See README.md for every option.
 """
 
 from __future__ import annotations
@@ -18,13 +18,23 @@ from ..pyramid import ALGORITHMS
 from ..store import COMPRESSION_HELP
 
 
+#: The on/off options.
+FLAGS = {
+    "--zarr_only": "write one plain zarr array (level 0 only), no pyramid",
+    "--overwrite": "replace an existing output store (never a non-zarr directory)",
+    "--resume": "continue an interrupted conversion with the same options",
+    "--allow_missing": "fill missing slice numbers with zeros instead of failing",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = cli.Parser(
         prog="scroll_to_ome.py",
         description="Convert scroll slice TIFFs (one per z) to OME-Zarr (zarr v2, NGFF 0.4) "
                     "with a resolution pyramid.")
-    p.add_argument("tiff_dir", help="directory of slice TIFFs; the last integer in each "
-                                    "file name is its z (slice) number")
+    p.add_argument("tiff_dir", help="directory of slice TIFFs (the last integer in each "
+                                    "file name is its z (slice) number) or of volume_grid "
+                                    "cells (cell_yxz_YYY_XXX_ZZZ.tif)")
     p.add_argument("output", help="output store, e.g. scroll.zarr")
     p.add_argument("--chunk_size", type=cli.number(int, minimum=1), default=128,
                    help="edge of the cubic chunks, voxels (default 128)")
@@ -32,10 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resolution levels including level 0 (default 6)")
     p.add_argument("--max_gb", type=cli.number(float, above=0), default=None,
                    help="memory budget in GiB (default: half the available RAM)")
-    p.add_argument("--zarr_only", action="store_true",
-                   help="write one plain zarr array (level 0 only), no pyramid")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output store (never a non-zarr directory)")
     p.add_argument("--algorithm", default="mean", choices=ALGORITHMS,
                    help="how each level is made from the one above (default mean)")
     p.add_argument("--ranges", default=None,
@@ -45,14 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add levels N.. to an existing store, built from level N-1")
     p.add_argument("--obytes", type=cli.number(int), default=None, choices=(1, 2),
                    help="bytes per output voxel: 1 converts uint16 to uint8 (value // 256)")
+    p.add_argument("--window", default=None, metavar="LO:HI|auto[:P_LO:P_HI]",
+                   help="write uint8 through a contrast window: LO..HI maps to 0..255 "
+                        "(0 stays 0); auto takes LO, HI from percentiles of the non-zero "
+                        "voxels of a sample (default auto:0.5:99.5)")
     p.add_argument("--num_threads", type=cli.number(int, minimum=1), default=None,
                    help="parallel tasks (default: number of cores)")
     p.add_argument("--voxel_size", type=cli.number(float, above=0), default=None,
                    help="voxel size in micrometers, recorded as axis units and scales")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted conversion with the same options")
-    p.add_argument("--allow_missing", action="store_true",
-                   help="fill missing slice numbers with zeros instead of failing")
     p.add_argument("--zarr_format", type=cli.number(int), default=2, choices=(2, 3),
                    help="2: zarr v2 + NGFF 0.4 (khartes, zarr2://; default); "
                         "3: zarr v3 + NGFF 0.5 (zarr3://)")
@@ -67,13 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "of a running scheduler, tcp://HOST:8786 (default: local threads)")
     p.add_argument("--workers", type=cli.number(int, minimum=1), default=None,
                    help="workers of the LocalCluster with --scheduler local (default: cores)")
+    for flag, text in FLAGS.items():
+        p.add_argument(flag, action="store_true", help=text)
     cli.add_common_flags(p)
     return p
 
 
 def main(args: argparse.Namespace) -> None:
-    # every option has the name of its Options field
-    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
+    # every option has the name of its Options field (program and input_label are
+    # not options: their defaults name this script and its TIFF_DIR)
+    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)
+                         if hasattr(args, f.name)})
     convert(args.tiff_dir, args.output, options)
 
 

@@ -99,6 +99,8 @@ def main(args: argparse.Namespace) -> None:
             from ..serve import viewer as ng
             layers = [ng.describe_store(loc, url, name=name)
                       for url, loc, name in zip(urls, locations, names)]
+            for note in (n for layer in layers for n in layer.notes):
+                cli.note(note, args.quiet)
             view = ng.start_viewer(args.bind)
             ng.show_layers(view, layers)
             print(f"viewer URL: {view.get_viewer_url()}", flush=True)

@@ -18,6 +18,7 @@ from zarr.abc.store import Store
 
 from .. import cli
 from ..errors import ScrollError
+from ..remote.options import add_user_argument
 from ..validate import ERROR, open_location, validate_store
 
 
@@ -37,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the --deep block sample (default 0)")
     p.add_argument("--samples", type=cli.number(int, minimum=1), default=4,
                    help="blocks (chunks) recomputed per level with --deep (default 4)")
-    p.add_argument("--user", default=None, metavar="NAME",
-                   help="user for a password-protected http(s) server; the password comes "
-                        "from SCROLL_PASSWORD or ~/.netrc")
+    add_user_argument(p)  # remote stores are read as they are now: no disk cache options
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {level, severity, code, message}")
     cli.add_common_flags(p)

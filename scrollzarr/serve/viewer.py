@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from ..errors import ScrollError
-from ..ngff import multiscales_of, transforms  # the one reader of NGFF transforms
+from ..ngff import read_image  # the one reader of NGFF metadata
 
 #: Meters per NGFF length unit (the units Neuroglancer understands as lengths).
 UNIT_METERS = {
@@ -48,7 +48,8 @@ class LayerInfo:
     ``shape_zyx``: level-0 shape in voxels; ``scales_xyz``/``unit``: level-0 voxel size
     per display axis (x, y, z) and its unit ("m" or "" for voxels); ``origin_xyz``:
     position of voxel (0, 0, 0)'s corner in level-0 voxels (the NGFF translation of level
-    0); ``contrast``: (low, high) data values mapped to black and white.
+    0); ``contrast``: (low, high) data values mapped to black and white; ``notes``: one
+    line per declared level found missing or unusable and skipped.
     """
 
     name: str
@@ -59,6 +60,7 @@ class LayerInfo:
     origin_xyz: tuple[float, float, float]
     contrast: tuple[float, float]
     dtype: str
+    notes: tuple[str, ...] = ()
 
     @property
     def center_xyz(self) -> tuple[float, float, float]:
@@ -89,18 +91,28 @@ def describe_store(location: str, source: str, name: str | None = None) -> Layer
         # Neuroglancer ignores our own attributes: index 0 is its coordinate 0.
         return LayerInfo(name, source, tuple(node.shape), (1.0, 1.0, 1.0), "",
                          (0.0, 0.0, 0.0), contrast_window([node]), str(node.dtype))
-    ms = multiscales_of(dict(node.attrs))
-    if not ms:
+    image = read_image(dict(node.attrs), location)
+    if image is None:
         raise ScrollError(f"{location}: a zarr group without OME-NGFF multiscales metadata")
-    entry = ms[0]
-    axes = [a["name"] if isinstance(a, dict) else a for a in entry.get("axes", [])]
-    if [a.lower() for a in axes[-3:]] != ["z", "y", "x"]:
+    axes = image.axes
+    if [str(a).lower() for a in axes[-3:]] != ["z", "y", "x"]:
         raise ScrollError(f"{location}: expected axes z, y, x, got {axes}")
-    axis_units = [a.get("unit") if isinstance(a, dict) else None
-                  for a in entry["axes"]][-3:]
-    datasets = entry["datasets"]
-    levels = [node[d["path"]] for d in datasets]
-    scale0, trans0 = transforms(datasets[0])
+    axis_units = image.units[-3:]
+    if not image.usable:
+        raise ScrollError(f"{location}: the multiscales metadata declares no usable "
+                          "dataset")
+    notes = list(image.notes)
+    present = []
+    for level in image.usable:  # datasets[].path, declared order: finest first
+        try:
+            present.append((level, node[level.path]))
+        except KeyError:
+            notes.append(f"note: {location}: declared level {level.path!r} is missing, "
+                         "skipped")
+    if not present:
+        raise ScrollError(f"{location}: none of the declared levels is present")
+    levels = [array for _, array in present]
+    scale0, trans0 = present[0][0].scale, present[0][0].translation
     if all(u in UNIT_METERS for u in axis_units):
         unit = "m"
         scales_zyx = [s * UNIT_METERS[u] for s, u in zip(scale0, axis_units)]
@@ -112,7 +124,7 @@ def describe_store(location: str, source: str, name: str | None = None) -> Layer
         name=name, source=source, shape_zyx=tuple(levels[0].shape[-3:]),
         scales_xyz=tuple(scales_zyx[::-1]), unit=unit,
         origin_xyz=tuple(origin_zyx[::-1]), contrast=contrast_window(levels),
-        dtype=str(levels[0].dtype))
+        dtype=str(levels[0].dtype), notes=tuple(notes))
 
 
 def contrast_window(levels: list, low_pct: float = 1.0,

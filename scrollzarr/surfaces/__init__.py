@@ -89,13 +89,11 @@ def open_surface(path: str | Path, *, flip_normals: bool = False, flip_v: bool =
 def add_surface_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the surface options to a script's parser: ``--flip_normals``, ``--flip_v``,
     ``--width``, ``--height``, ``--transform``."""
-    parser.add_argument("--flip_normals", action="store_true",
-                        help="reverse the surface normals (layers grow the other way; "
-                        "tifxyz and .obj normals of a standard segment point out of the "
-                        "scroll)")
-    parser.add_argument("--flip_v", action="store_true",
-                        help=".obj only: v grows upwards (OpenGL textures) instead of with "
-                        "the image row")
+    cli.add_switches(
+        parser,
+        flip_normals="reverse the surface normals (layers grow the other way; tifxyz and "
+                     ".obj normals of a standard segment point out of the scroll)",
+        flip_v=".obj only: v grows upwards (OpenGL textures) instead of with the image row")
     parser.add_argument("--width", type=cli.number(int, minimum=1), default=None,
                         metavar="PIXELS",
                         help=".obj only: render width (default: the .mtl texture's width "

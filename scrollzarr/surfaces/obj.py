@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ScrollError
+from ..errors import ScrollError, reading
+from .base import ReadWhole
 
 #: Triangles are binned by the render blocks of this many pixels they touch, so a tile
 #: only looks at the triangles near it.
@@ -60,14 +61,8 @@ def parse_obj(path: str | Path) -> dict:
     indices, vn -1 when absent), and ``mtllib`` (str or None). Raises
     :class:`ScrollError` naming the file and line for anything it cannot use."""
     path = Path(path)
-    try:
+    with reading(path, ".obj"):
         text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise ScrollError(f"{path}: .obj file does not exist") from None
-    except IsADirectoryError:
-        raise ScrollError(f"{path}: is a directory, not an .obj file") from None
-    except OSError as exc:
-        raise ScrollError(f"{path}: cannot read .obj file ({exc.strerror})") from None
     v: list[list[str]] = []
     vt: list[list[str]] = []
     vn: list[list[str]] = []
@@ -223,7 +218,7 @@ def _vertex_normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return out
 
 
-class ObjSurface:
+class ObjSurface(ReadWhole):
     """An open .obj mesh surface: ``width`` x ``height`` render pixels, read per tile with
     :meth:`read_tile` exactly like :class:`scrollzarr.ppm.Ppm` (rules in the module
     docstring). Thread-safe: tiles are computed from immutable arrays."""
@@ -304,15 +299,6 @@ class ObjSurface:
         start = np.zeros(n_bins + 1, dtype=np.int64)
         np.cumsum(np.bincount(key, minlength=n_bins), out=start[1:])
         return face[order], start
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "ObjSurface":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def read_tile(self, v0: int, v1: int, u0: int, u1: int) -> tuple[np.ndarray, np.ndarray]:
         """Render pixels ``v0:v1`` (rows) x ``u0:u1`` (columns); returns ``(data,

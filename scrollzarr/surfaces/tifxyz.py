@@ -35,6 +35,7 @@ import numpy as np
 import tifffile
 
 from ..errors import ScrollError
+from .base import ReadWhole
 
 COORDINATE_FILES = ("x.tif", "y.tif", "z.tif")
 META_FILE = "meta.json"
@@ -176,7 +177,7 @@ def _axis(n_render: int, start: int, stop: int, step: float, n_grid: int
     return lo, hi, frac, inside
 
 
-class Tifxyz:
+class Tifxyz(ReadWhole):
     """An open tifxyz surface: ``width`` x ``height`` render pixels, read per tile with
     :meth:`read_tile` exactly like :class:`scrollzarr.ppm.Ppm` (see the module docstring
     for the rules). Thread-safe: tiles are computed from the immutable grid."""
@@ -196,15 +197,6 @@ class Tifxyz:
         if (self.path / MASK_FILE).exists():
             names.append(MASK_FILE)
         self.inputs = tuple(self.path / n for n in names)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "Tifxyz":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def positions(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """Interpolated positions of render rows ``r0:r1`` x columns ``c0:c1`` (any
