@@ -169,4 +169,10 @@ _finalizers: list[weakref.finalize] = []
 @atexit.register  # registered after zarr's own exit handler, so it runs before it
 def _close_all() -> None:
     for finalizer in _finalizers:
-        finalizer()
+        # detach, not call: weakref's own exit handler, registered with the first
+        # finalizer (later than this one, so it runs earlier), turns every call into a
+        # no-op; a run that ended in an error still holds its stores here
+        info = finalizer.detach()
+        if info is not None:
+            _, func, args, kwargs = info
+            func(*args, **kwargs)
