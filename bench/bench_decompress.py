@@ -71,7 +71,7 @@ def time_decompress(src: Path, out: Path, workers: int, repeat: int) -> float:
         started = time.perf_counter()
         summary = decompress_tiffs(src, out, workers=workers, quiet=True)
         times.append(time.perf_counter() - started)
-        if summary.failed or summary.decompressed != summary.total:
+        if summary.failed or summary.files["decompressed"] != summary.total:
             raise SystemExit(f"benchmark run failed: {summary}")
     return statistics.median(times)
 

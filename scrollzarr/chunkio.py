@@ -15,32 +15,22 @@ files.
 
 from __future__ import annotations
 
-import errno
 import json
 import mmap
 import os
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from . import store
+from . import atomic, store
 
 Region = tuple[slice, slice, slice]
 
 _local = threading.local()
-_DIRECT = getattr(os, "O_DIRECT", 0)
 #: Suffix of a chunk file being written (zarr's LocalStore uses the same).
-PARTIAL = ".partial"
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+PARTIAL = atomic.PARTIAL
 
 
 def remove_partial_files(root: str) -> int:
@@ -52,7 +42,7 @@ def remove_partial_files(root: str) -> int:
     for dirpath, _, names in os.walk(root):
         for name in names:
             if name.endswith(PARTIAL):
-                _unlink(os.path.join(dirpath, name))
+                atomic.remove(os.path.join(dirpath, name))
                 count += 1
     return count
 
@@ -150,6 +140,17 @@ def _submit(fn, *args) -> None:
     pending.append(pool.submit(fn, *args))
 
 
+def stop_writers() -> None:
+    """Wait for every queued chunk write and end the writer threads (a run's end, also
+    after an error or Ctrl-C: nothing writes behind the process's back as it exits).
+    The next write starts them again."""
+    global _writers
+    with _queued:
+        pool, _writers = _writers, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 def flush(errors: bool = True) -> None:
     """Wait until the chunk writes this thread queued are on disk; raise the first
     error among them (unless not ``errors``). A task calls this before it counts as
@@ -163,35 +164,6 @@ def flush(errors: bool = True) -> None:
             error = exc
     if error is not None and errors:
         raise error
-
-
-def _write_file(path: str, data: memoryview, direct: bool) -> bool:
-    """Write ``data`` as the whole file ``path``; return whether O_DIRECT was used.
-
-    O_DIRECT sends the chunk straight to the disk: buffered writes of new files run at a
-    fifth of the disk's speed on our machines (every page-cache page is fresh memory), a
-    2 TB conversion would only evict the page cache, and the data is on disk when the
-    journal records it. File systems without it (tmpfs) get a buffered write."""
-    if direct and _DIRECT and len(data) % 4096 == 0:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _DIRECT, 0o644)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-        else:
-            try:
-                written = os.write(fd, data)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                written = -1
-            finally:
-                os.close(fd)
-            if written == len(data):
-                return True
-    with open(path, "wb") as f:
-        f.write(data)
-    return False
 
 
 def _nonzero(buf: np.ndarray) -> bool:
@@ -243,7 +215,7 @@ class RawLevel:
             del buf  # only the writer thread refers to the memory from here on
             if not _nonzero(np.frombuffer(memory, dtype=np.uint8)):
                 _give_back(memory)
-                _unlink(target)  # all-zero chunks stay off disk, also a stale one
+                atomic.remove(target)  # all-zero chunks stay off disk, also a stale one
                 continue
             directory = os.path.dirname(target)
             if directory not in made:
@@ -253,13 +225,10 @@ class RawLevel:
 
     def _write_chunk(self, target: str, memory: mmap.mmap) -> None:
         """Write one chunk file under a temporary name and rename it (writer thread)."""
-        tmp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
         try:
-            self._direct = _write_file(tmp, memoryview(memory), self._direct)
-            os.replace(tmp, target)
-        except BaseException:
-            _unlink(tmp)
-            raise
+            # no fsync per chunk: the journal's batch sync makes them durable
+            with atomic.replacing(target, durable=False) as tmp:
+                self._direct = atomic.write_direct(tmp, [memory], self._direct)
         finally:
             _give_back(memory)
 

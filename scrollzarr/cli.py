@@ -134,13 +134,7 @@ def add_switches(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
 
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser,
         argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, call ``main(args)`` and map what it raises to an exit code.
-
-    After an error the process ends at once (``os._exit``) once the message is out:
-    zarr's I/O thread may still hold writes of the failed run, and letting the
-    interpreter shut down normally would print pages of asyncio warnings after the
-    one line the user needs.
-    """
+    """Parse ``argv``, call ``main(args)`` and map what it raises to an exit code."""
     _printable_stderr()
     args = parser.parse_args(argv)
     previous = _catch_signals()
@@ -149,10 +143,6 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if code != 0:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
     return code
 
 

@@ -24,58 +24,32 @@ output), so peak memory is about ``workers`` (``2 x workers``) x slice size.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
-import mmap
 import os
 import shutil
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import tifffile
-
-from . import chunkio, decode, progress
+from . import atomic, progress
 from .errors import Interrupted, ScrollError
 from .safety import check_output_paths
-from .slices import check_regular_files
-from .sources.volume_grid import refuse_cells
+from .slice_rewrite import (PARTIAL, SliceHeader, decompress_file, one_line, output_is_complete,
+                            outputs_match, read_input_header)
+from .slices import is_tiff_name, list_tiffs, some_names
+from .workers import default_threads as default_workers, map_unordered
 
-TIFF_SUFFIXES = {".tif", ".tiff"}
-PARTIAL = ".partial"  # suffix of outputs still being written
 LOCK_NAME = ".decompress_tiffs.lock"
 #: The names of the files this tool wrote into an output directory, NUL-separated (a
 #: file name may hold any byte but NUL and "/"): only those are ever replaced or deleted.
 MADE_NAME = ".decompress_tiffs.made"
 HEADER_ALLOWANCE = 64 * 1024  # bytes per output file besides the pixels (tags, padding)
-_NATIVE = "<" if sys.byteorder == "little" else ">"
 _OUT_OF_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-@dataclass(frozen=True)
-class SliceHeader:
-    """What the header of one input TIFF says (nothing is decoded).
-
-    ``shape`` is the page shape as tifffile reports it ((y, x) for a 2-D slice),
-    ``dtype`` the sample type in native byte order, ``nbytes`` the size of the
-    uncompressed pixels in bytes, ``copy_through`` True when the file is already
-    uncompressed, contiguous and in native byte order, so it is copied unchanged.
-    """
-
-    path: Path
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    compression: str
-    nbytes: int
-    file_size: int
-    copy_through: bool
 
 
 @dataclass(frozen=True)
@@ -92,27 +66,20 @@ class Outcome:
 
 @dataclass
 class Summary:
-    """Counts of one run. ``failed`` maps file names to a one-line reason."""
+    """Counts of one run: ``files`` counts the files by what happened to them (the
+    :class:`Outcome` actions, and ``"skipped"``: already complete), ``nbytes`` the pixel
+    bytes handled, ``failed`` maps file names to a one-line reason."""
 
     total: int = 0
-    decompressed: int = 0
-    copied: int = 0
-    skipped: int = 0
-    verified: int = 0
+    files: Counter[str] = field(default_factory=Counter)
     nbytes: int = 0
     seconds: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
 
-
-# --------------------------------------------------------------------------- listing
-
-
-def default_workers() -> int:
-    """The number of cores this process may use (honours CPU affinity / cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    @property
+    def finished(self) -> int:
+        """Files whose output is complete now by this run's work."""
+        return self.files["decompressed"] + self.files["copied"] + self.files["verified"]
 
 
 def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> list[Path]:
@@ -120,283 +87,11 @@ def find_tiffs(in_dir: Path, note: Callable[[str], None] = lambda s: None) -> li
     sorted by name. Hidden files (``._00001.tif`` from macOS), directories and other
     files are ignored with one note. Raises :class:`ScrollError` naming the entries named
     like TIFFs that are not regular files (directories, broken links, loops, FIFOs)."""
-    try:
-        names = sorted(os.listdir(in_dir))
-    except OSError as exc:
-        raise ScrollError(f"{in_dir}: cannot list input directory ({exc.strerror})") from None
-    refuse_cells(in_dir, names)  # multi-page cells are no slices to decompress one by one
-    found: list[Path] = []
-    ignored: list[str] = []
-    for name in names:
-        path = in_dir / name
-        if name.startswith(".") or Path(name).suffix.lower() not in TIFF_SUFFIXES:
-            ignored.append(name)
-        else:
-            found.append(path)
-    # a directory, dangling link or FIFO named like a TIFF is named, never opened
-    check_regular_files(found)
+    found, ignored = list_tiffs(in_dir)
     if ignored:
         note(f"note: ignoring {len(ignored)} entr{'y' if len(ignored) == 1 else 'ies'} of "
-             f"{in_dir} that are not .tif/.tiff files: " + ", ".join(ignored[:5])
-             + (" ..." if len(ignored) > 5 else ""))
+             f"{in_dir} that are not .tif/.tiff files: " + some_names(ignored))
     return found
-
-
-def read_input_header(path: Path) -> SliceHeader:
-    """Check that ``path`` is a single-page TIFF whose pixel data lie within the file
-    and whose compression imagecodecs can decode; return its :class:`SliceHeader`.
-    Raises :class:`ScrollError` with a reason (without the path) otherwise."""
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise ScrollError("empty file (0 bytes)")
-        with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) != 1:
-                raise ScrollError(f"{len(tif.pages)} pages; only single-page TIFFs are "
-                                  "supported")
-            page = tif.pages.first
-            if page.dtype is None:
-                raise ScrollError(f"unsupported sample format ({page.bitspersample} "
-                                  "bits per sample)")
-            if page.compression not in tifffile.TIFF.DECOMPRESSORS:
-                raise ScrollError(f"compression {_compression_name(page.compression)} "
-                                  "cannot be decoded by this installation of imagecodecs")
-            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
-            if not ends or max(ends) > size:
-                raise ScrollError(f"truncated (pixel data end past the file's {size} "
-                                  "bytes)")
-            dtype = np.dtype(page.dtype).newbyteorder("=")
-            nbytes = int(np.prod(page.shape)) * dtype.itemsize
-            copy_through = (page.compression == 1 and page.is_memmappable
-                            and (tif.byteorder in ("=", _NATIVE) or dtype.itemsize == 1))
-            return SliceHeader(path, tuple(int(n) for n in page.shape), dtype,
-                               _compression_name(page.compression), nbytes, size,
-                               copy_through)
-    except ScrollError:
-        raise
-    except PermissionError:
-        raise ScrollError("permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"not a readable TIFF ({_one_line(exc)})") from None
-
-
-def output_is_complete(path: Path, header: SliceHeader) -> bool:
-    """True if ``path`` is already a finished output for the input ``header``: a
-    single-page, uncompressed, memory-mappable TIFF with the same shape and dtype whose
-    pixel data lie within the file. Reads headers only."""
-    try:
-        size = path.stat().st_size
-        with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) != 1:
-                return False
-            page = tif.pages.first
-            end = page.dataoffsets[0] + page.databytecounts[0] if page.dataoffsets else 0
-            return (page.compression == 1 and page.is_memmappable and end <= size
-                    and tuple(page.shape) == header.shape and page.dtype is not None
-                    and np.dtype(page.dtype).newbyteorder("=") == header.dtype)
-    except Exception:
-        return False
-
-
-# --------------------------------------------------------------------------- one file
-
-
-def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = False,
-                    slots: threading.Semaphore | None = None) -> str:
-    """Write ``src`` uncompressed to ``dst``, atomically; return ``"decompressed"`` or
-    ``"copied"``.
-
-    The output is written to ``dst`` + ``.partial``, flushed to disk (fsync) and renamed
-    to ``dst``; on any error the partial file is removed and the exception propagates.
-    The written header is checked before the rename, and with ``verify`` the output's
-    pixels are compared with the input's. ``slots`` (if given) is held while decoding
-    and writing but not while waiting for the disk, so more threads than cores can keep
-    the cores decoding while other files are flushed.
-    """
-    tmp = dst.with_name(dst.name + PARTIAL)
-    try:
-        with slots or contextlib.nullcontext():
-            action, data = _write_uncompressed(src, tmp, header)
-            if not verify:
-                data = None  # a thread waiting for the disk holds no slice
-        _fsync(tmp)
-        if not output_is_complete(tmp, header):
-            raise ScrollError("the written file is not an uncompressed memory-mappable "
-                              "TIFF of the input's shape and dtype (please report this)")
-        if verify:
-            expected = data if action == "decompressed" else _pixels(src)
-            if not np.array_equal(tifffile.memmap(tmp, mode="r"), expected):
-                raise ScrollError("verify: the written pixels differ from the input's")
-        os.replace(tmp, dst)
-        return action
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _write_uncompressed(src: Path, tmp: Path, header: SliceHeader
-                        ) -> tuple[str, np.ndarray | None]:
-    """Write ``src`` uncompressed to ``tmp`` (not flushed); return the action and the
-    decoded pixels (None when copied)."""
-    data = None
-    if header.copy_through:
-        shutil.copyfile(src, tmp)
-        shutil.copystat(src, tmp)
-        action = "copied"
-    else:
-        with tifffile.TiffFile(src) as tif:
-            page = tif.pages.first
-            # one thread per file: the parallelism is across files; libtiff where
-            # it is the faster decoder
-            data = decode.decode_page(tif)
-            tags = _tags_to_keep(page)
-        _write_direct(tmp, _tiff_parts(data, tags))
-        action = "decompressed"
-    return action, data
-
-
-def _tiff_parts(data: np.ndarray, tags: dict) -> list:
-    """The bytes of the uncompressed TIFF of ``data`` with ``tags``, as parts to write one
-    after the other: tifffile's header of an empty image of that shape (a millisecond)
-    and the pixels themselves, if the pixels end the file as they do; else the whole
-    file written by tifffile (ten times slower: it copies the pixels in steps)."""
-    kwargs = dict(byteorder=_NATIVE, metadata=None, **tags)
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, None, shape=data.shape, dtype=data.dtype, **kwargs)
-    layout.seek(0)
-    with tifffile.TiffFile(layout) as tif:
-        page = tif.pages.first
-        offset = page.dataoffsets[0] if page.is_contiguous else -1
-    image = layout.getbuffer()
-    if offset > 0 and offset + data.nbytes == len(image) and data.flags.c_contiguous:
-        return [image[:offset], data.reshape(-1).view(np.uint8)]
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, data, **kwargs)
-    return [layout.getbuffer()]
-
-
-_DIRECT = getattr(os, "O_DIRECT", 0)
-_PAGE = mmap.PAGESIZE
-
-
-def _write_direct(path: Path, parts: list) -> None:
-    """Write the concatenated ``parts`` (buffers) as the new file ``path``, past the page cache where the file system
-    allows (O_DIRECT from a page-aligned copy, padded and truncated back): buffered
-    writes of new files run at a fraction of the disk's speed on our machines, and the
-    outputs would only evict the page cache. Falls back to a plain write (tmpfs)."""
-    parts = [memoryview(p).cast("B") for p in parts]
-    size = sum(len(p) for p in parts)
-    if _DIRECT:
-        # this thread's reused page-aligned buffer: fresh pages per file cost more
-        # system time than the copy
-        memory = chunkio.scratch("direct", (max(-(-size // _PAGE) * _PAGE, _PAGE),),
-                                 np.uint8)
-        position = 0
-        for part in parts:
-            memory[position:position + len(part)] = np.frombuffer(part, np.uint8)
-            position += len(part)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _DIRECT, 0o644)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-        else:
-            try:
-                if os.write(fd, memory) == len(memory):
-                    os.ftruncate(fd, size)
-                    return
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-            finally:
-                os.close(fd)
-    with open(path, "wb") as f:
-        for part in parts:
-            f.write(part)
-
-
-def outputs_match(src: Path, dst: Path) -> bool:
-    """True if the pixels of output ``dst`` equal the decoded pixels of input ``src``."""
-    try:
-        out = tifffile.memmap(dst, mode="r")
-    except Exception:
-        return False
-    return bool(np.array_equal(out, _pixels(src)))
-
-
-def _pixels(path: Path) -> np.ndarray:
-    with tifffile.TiffFile(path) as tif:
-        return tif.pages.first.asarray(maxworkers=1)
-
-
-def _tags_to_keep(page: tifffile.TiffPage) -> dict:
-    """The tifffile.imwrite arguments that reproduce ``page``'s descriptive tags.
-
-    Description, software and date are copied as the bytes stored in the file (through
-    ``extratags``): scanners write UTF-8 descriptions and ISO dates that tifffile's own
-    arguments would reject, and a slice must not fail over a tag. ``metadata=None`` at
-    the call keeps tifffile from adding its own description, ``software=False`` its
-    name. Resolutions are passed as the stored rationals so they round-trip exactly.
-    """
-    tags = page.tags
-    photometric = page.photometric
-    if photometric == tifffile.PHOTOMETRIC.YCBCR:  # tifffile decodes YCbCr to RGB
-        photometric = tifffile.PHOTOMETRIC.RGB
-    kwargs: dict = {"photometric": photometric, "software": False,
-                    "extratags": [(code, "s", 0, raw, True) for code in (270, 305, 306)
-                                  if (raw := _ascii_tag_bytes(page, code))]}
-    x, y = tags.valueof(282), tags.valueof(283)
-    if x is not None and y is not None and x[1] != 0 and y[1] != 0:
-        kwargs["resolution"] = (x, y)
-        kwargs["resolutionunit"] = page.resolutionunit
-    if page.samplesperpixel > 1:
-        kwargs["planarconfig"] = page.planarconfig
-        if page.extrasamples:
-            kwargs["extrasamples"] = page.extrasamples
-    if page.colormap is not None:
-        kwargs["colormap"] = page.colormap
-    return kwargs
-
-
-def _ascii_tag_bytes(page: tifffile.TiffPage, code: int) -> bytes:
-    """The bytes of ASCII tag ``code`` as stored (trailing NULs dropped), or b""."""
-    tag = page.tags.get(code)
-    if tag is None or tag.dtype != 2 or tag.count == 0:
-        return b""
-    fh = page.parent.filehandle
-    fh.seek(tag.valueoffset)
-    return fh.read(tag.count).rstrip(b"\0")
-
-
-def _fsync(path: Path) -> None:
-    # flush before the rename: after a power cut a final name must not hold zeros
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _compression_name(value: int) -> str:
-    try:
-        return tifffile.COMPRESSION(value).name
-    except ValueError:
-        return str(int(value))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# --------------------------------------------------------------------------- a directory
 
 
 def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
@@ -426,8 +121,8 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         if not quiet:
             print(message, file=sys.stderr, flush=True)
 
+    inputs = find_tiffs(in_dir, note)  # checks IN_DIR first
     _check_directories(in_dir, out_dir)
-    inputs = find_tiffs(in_dir, note)
     if not inputs:
         raise ScrollError(f"{in_dir}: no TIFF files (*.tif, *.tiff) found")
     try:
@@ -455,7 +150,7 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         if not ignore_free_space:
             _check_free_space(out_dir, todo)
         if done and not verify:
-            summary.skipped = len(done)
+            summary.files["skipped"] = len(done)
             note(f"note: {len(done)} output(s) already complete, skipped "
                  "(--overwrite redoes them, --verify compares their pixels)")
         checks = [h for h in headers if h.path.name in done] if verify else []
@@ -464,19 +159,14 @@ def decompress_tiffs(in_dir: str | Path, out_dir: str | Path, overwrite: bool = 
         try:
             _run(todo, checks, out_dir, workers, verify, quiet, summary, made)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: every finished file stays
-            finished = summary.decompressed + summary.copied + summary.verified
             raise Interrupted(getattr(exc, "signum", signal.SIGINT),
-                              f"{out_dir}: {finished + len(done)} of {summary.total} "
+                              f"{out_dir}: {summary.finished + len(done)} of {summary.total} "
                               "files complete (each output is written whole)") from None
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _check_directories(in_dir: Path, out_dir: Path) -> None:
-    if not in_dir.exists():
-        raise ScrollError(f"{in_dir}: input directory does not exist")
-    if not in_dir.is_dir():
-        raise ScrollError(f"{in_dir}: input is not a directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise ScrollError(f"{out_dir}: output exists and is not a directory")
     # OUT_DIR equal to IN_DIR, inside it or containing it (symlinks and bind mounts too)
@@ -497,8 +187,8 @@ def _scan(inputs: list[Path], out_dir: Path, overwrite: bool
         complete = not overwrite and output_is_complete(out_dir / path.name, header)
         return path, header, "", complete
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(one, inputs))
+    order = {path: i for i, path in enumerate(inputs)}
+    results = sorted(map_unordered(one, inputs, 8, name="scan"), key=lambda r: order[r[0]])
     headers = [h for _, h, _, _ in results if h is not None]
     unreadable = {p: reason for p, h, reason, _ in results if h is None}
     done = {p.name for p, _, _, complete in results if complete}
@@ -563,8 +253,8 @@ def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None])
     removed = 0
     for name in os.listdir(out_dir):
         if name.endswith(PARTIAL) and name[:-len(PARTIAL)] in made \
-                and Path(name[:-len(PARTIAL)]).suffix.lower() in TIFF_SUFFIXES:
-            _remove(out_dir / name)
+                and is_tiff_name(name[:-len(PARTIAL)]):
+            atomic.remove(out_dir / name)
             removed += 1
     if removed:
         note(f"note: removed {removed} incomplete file(s) of an interrupted run")
@@ -573,8 +263,8 @@ def _remove_partials(out_dir: Path, made: set[str], note: Callable[[str], None])
 def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, workers: int,
          verify: bool, quiet: bool, summary: Summary, made: set[str] = frozenset()
          ) -> None:
-    """Process the files with a pool of threads, keeping at most ``2 * workers`` files
-    queued (so Ctrl-C or a full disk stops the run promptly), and fill ``summary``."""
+    """Process the files on ``2 * workers`` threads (workers.map_unordered), and fill
+    ``summary``."""
 
     def work(header: SliceHeader, check_first: bool) -> Outcome:
         name = header.path.name
@@ -596,9 +286,9 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
         except OSError as exc:
             if exc.errno in _OUT_OF_SPACE:
                 return Outcome(name, "failed", reason=f"out of disk space ({exc.strerror})")
-            return Outcome(name, "failed", reason=_one_line(exc))
+            return Outcome(name, "failed", reason=one_line(exc))
         except Exception as exc:  # a bad file must not stop the others
-            return Outcome(name, "failed", reason=_one_line(exc))
+            return Outcome(name, "failed", reason=one_line(exc))
 
     jobs = [(h, True) for h in checks] + [(h, False) for h in todo]
     if not jobs:
@@ -608,42 +298,36 @@ def _run(todo: list[SliceHeader], checks: list[SliceHeader], out_dir: Path, work
     # twice the threads, ``workers`` of them decoding at a time: the others wait for
     # their file's fsync, which would otherwise leave a core idle
     slots = threading.Semaphore(workers)
-    pool = ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="decompress")
-    pending: set[Future] = set()
     queue = iter(jobs)
     stop = False
+
+    def feed():
+        for job in queue:
+            yield job
+            if stop:  # pulled lazily: nothing more is started once this is set
+                return
+
     try:
-        while True:
-            while not stop and len(pending) < 3 * workers:
-                job = next(queue, None)
-                if job is None:
-                    break
-                pending.add(pool.submit(work, *job))
-            if not pending:
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                outcome = future.result()
-                _record(outcome, summary)
-                if outcome.action == "failed":
-                    message = f"failed: {outcome.name}: {outcome.reason}"
-                    if hasattr(bar, "write"):  # tqdm: print above the bar
-                        bar.write(message, file=sys.stderr)
-                    else:
-                        print(message, file=sys.stderr, flush=True)
-                    if outcome.reason.startswith("out of disk space"):
-                        stop = True  # every later file would fail the same way
-                bar.update(1)
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                if hasattr(bar, "set_postfix_str"):
-                    bar.set_postfix_str(f"{progress.size(summary.nbytes / elapsed)}/s",
-                                        refresh=False)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # at most 3 x workers files queued, so Ctrl-C or a full disk stops the run
+        # promptly; ``work`` turns a file's failure into an Outcome, never an error
+        for outcome in map_unordered(lambda job: work(*job), feed(), 2 * workers,
+                                     window=3 * workers, name="decompress"):
+            _record(outcome, summary)
+            if outcome.action == "failed":
+                message = f"failed: {outcome.name}: {outcome.reason}"
+                if hasattr(bar, "write"):  # tqdm: print above the bar
+                    bar.write(message, file=sys.stderr)
+                else:
+                    print(message, file=sys.stderr, flush=True)
+                if outcome.reason.startswith("out of disk space"):
+                    stop = True  # every later file would fail the same way
+            bar.update(1)
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(progress.rate(summary.nbytes, elapsed, "B"),
+                                    refresh=False)
+    finally:
         bar.close()
-        raise
-    pool.shutdown(wait=True)
-    bar.close()
     if stop:
         for header, _ in queue:  # never submitted
             summary.failed[header.path.name] = "not started: out of disk space"
@@ -654,12 +338,7 @@ def _record(outcome: Outcome, summary: Summary) -> None:
         summary.failed[outcome.name] = outcome.reason
         return
     summary.nbytes += outcome.nbytes
-    if outcome.action == "decompressed":
-        summary.decompressed += 1
-    elif outcome.action == "copied":
-        summary.copied += 1
-    elif outcome.action == "verified":
-        summary.verified += 1
+    summary.files[outcome.action] += 1
 
 
 def failure_message(summary: Summary, most: int = 10) -> str:
@@ -697,6 +376,6 @@ class _OutputLock:
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            _remove(self.path)
+            atomic.remove(self.path)
             os.close(self.fd)
             self.fd = None

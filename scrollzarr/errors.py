@@ -1,11 +1,11 @@
-"""The one exception type our scripts report to users, and :func:`reading`, which words
-the OSError of reading an input file as one of them."""
+"""The one exception type our scripts report to users, and :func:`reading` and
+:func:`read_errors`, which word the failures of reading an input file as one of them."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 class ScrollError(Exception):
@@ -45,3 +45,25 @@ def reading(path: str | Path, suffix: str) -> Iterator[None]:
         raise ScrollError(f"{path}: is a directory, not {article} {suffix} file") from None
     except OSError as exc:
         raise ScrollError(f"{path}: cannot read {suffix} file ({exc.strerror})") from None
+
+
+@contextmanager
+def read_errors(path: object, unreadable: str, missing: str = "",
+            describe: Callable[[BaseException], str] = str) -> Iterator[None]:
+    """Turn whatever reading the file ``path`` raises inside the block (the readers raise
+    many kinds on a damaged file) into one :class:`ScrollError` naming it:
+    ``PATH: permission denied``, ``PATH: <missing>`` for an absent file (if ``missing``
+    is given), else ``PATH: <unreadable> (<describe(exc)>)``. ``path`` None leaves the
+    ``PATH: `` out. A ScrollError raised in the block passes unchanged."""
+    try:
+        yield
+    except ScrollError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, PermissionError):
+            why = "permission denied"
+        elif missing and isinstance(exc, FileNotFoundError):
+            why = missing
+        else:
+            why = f"{unreadable} ({describe(exc)})"
+        raise ScrollError(why if path is None else f"{path}: {why}") from None

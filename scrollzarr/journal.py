@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 import fsspec
 
+from . import atomic
 from .errors import ScrollError
 
 DIRNAME = ".scrollzarr_journal"
@@ -88,7 +89,8 @@ class Journal:
         batches = 0
         for name in sorted(fs.ls(path, detail=False)):
             base = name.rstrip("/").rsplit("/", 1)[-1]
-            if base.startswith("done-") and not base.endswith(".tmp"):
+            # a batch still being written (.partial; .tmp in older versions) is not done
+            if base.startswith("done-") and not base.endswith((atomic.PARTIAL, ".tmp")):
                 done.update(fs.cat_file(name).decode().split())
                 batches += 1
         return cls(store, params, done, batches)
@@ -155,17 +157,7 @@ class Journal:
         if not self._local:
             self._fs.pipe_file(target, text.encode())
             return
-        tmp = target + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        fd = os.open(self._path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic.write_bytes(target, text, durable=True)
 
     # ---- checks
     def check_matches(self, params: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tifffile
 
+from . import atomic
 from .errors import ScrollError
 
 #: Suffix of outputs being written; renamed away only once a file is complete.
@@ -96,11 +97,9 @@ class TiffOutputs:
 
     def finish(self) -> None:
         """Flush every file to disk, then give it its final name."""
-        for fd in self.fds:
-            os.fsync(fd)
         self._close()
         for partial, final in zip(self.partial, self.final):
-            os.replace(partial, final)
+            atomic.commit(partial, final, durable=True)
 
     def abort(self) -> None:
         """Close and delete every partial file."""
@@ -224,13 +223,9 @@ def read_manifest(out_dir: Path) -> list[str]:
 def write_manifest(out_dir: Path, files: Sequence[str], about: dict) -> None:
     """Write the manifest atomically (temporary name, fsync, rename)."""
     path = out_dir / MANIFEST
-    tmp = path.with_name(path.name + PARTIAL)
-    with open(tmp, "w") as fh:
-        json.dump({"tool": "scrollzarr ppm_to_layers", "files": sorted(files), **about}, fh,
-                  indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps({"tool": "scrollzarr ppm_to_layers", "files": sorted(files), **about},
+                      indent=1)
+    atomic.write_bytes(path, text, durable=True, tmp=path.with_name(path.name + PARTIAL))
 
 
 def check_replaceable(out_dir: Path, names: Sequence[str], earlier: Sequence[str]) -> None:
@@ -394,8 +389,8 @@ class ZarrOutput:
         if self.path.exists():
             if old.exists() and _is_own_layer_store(old):
                 shutil.rmtree(old)
-            os.replace(self.path, old)
-        os.replace(self.tmp, self.path)
+            atomic.commit(self.path, old, durable=False)
+        atomic.commit(self.tmp, self.path, durable=True)
         shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import workers
+from . import atomic, workers
 from .cache import ChunkCache
 from .errors import ScrollError
 from .layer_checks import precheck_surface, resolved, store_input, surface_inputs
@@ -306,7 +306,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
                            {"complete": False, "elsewhere": recorded})
         tiffs.finish()
         for src, dst in zip(partial, preview_paths):
-            os.replace(src, dst)
+            atomic.commit(src, dst, durable=True)
     except BaseException:
         tiffs.abort()
         if zarr_out is not None:

@@ -16,13 +16,12 @@ run in any order or in parallel; a task depends only on the tasks whose regions 
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import chunkio, progress, pyramid, window
+from . import chunkio, progress, pyramid, window, workers
 from .sources.base import Source
 
 Span = tuple[int, int]
@@ -446,6 +445,15 @@ def run_local(plan: Plan, num_threads: int, quiet: bool = False,
     """
     chunkio.forget()  # single-threaded runs use this thread's cache across conversions
     chunkio.set_write_behind(plan.write_behind)
+    try:
+        _run_stages(plan, num_threads, quiet, on_level_done, skip, on_task_done)
+    finally:
+        chunkio.stop_writers()
+
+
+def _run_stages(plan: Plan, num_threads: int, quiet: bool,
+                on_level_done: Callable[[int], None], skip: Callable[[Task], bool],
+                on_task_done: Callable[[Task], None]) -> None:
     for stage, tasks in plan.levels.items():
         parallel = min(num_threads, plan.bands[stage][2])
         todo = [t for t in tasks if not skip(t)]
@@ -468,39 +476,18 @@ def task_bytes(job: Job, task: Task) -> int:
 
 def _run_tasks(job: Job, tasks: Sequence[Task], num_threads: int, bar: Any,
                on_task_done: Callable[[Task], None]) -> None:
-    if num_threads <= 1:
+    if num_threads <= 1:  # in this thread, which keeps its chunkio caches across stages
         for task in tasks:
             bar.update(run_task(job, task))
             on_task_done(task)
         return
-    with ThreadPoolExecutor(max_workers=num_threads) as pool:
-        pending = set()
-        queue = iter(tasks)
-        futures = {}
 
-        def submit() -> bool:
-            task = next(queue, None)
-            if task is None:
-                return False
-            fut = pool.submit(run_task, job, task)
-            futures[fut] = task
-            pending.add(fut)
-            return True
+    def one(task: Task) -> tuple[Task, int]:
+        return task, run_task(job, task)
 
-        # keep a bounded number of tasks in flight so memory stays within the budget
-        for _ in range(num_threads):
-            submit()
-        while pending:
-            # FIRST_COMPLETED: with FIRST_EXCEPTION (which waits for all unless one
-            # fails) the tasks ran in lockstep and a core idled behind the slower one
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                pending.discard(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise exc
-                bar.update(fut.result())
-                on_task_done(futures.pop(fut))
-                submit()
+    # window = threads: a bounded number of tasks in flight keeps memory within the
+    # budget; results as they complete, so no core idles behind a slower task
+    for task, nbytes in workers.map_unordered(one, tasks, num_threads, window=num_threads,
+                                              name="task"):
+        bar.update(nbytes)
+        on_task_done(task)

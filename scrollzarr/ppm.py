@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScrollError, reading
+from .errors import ScrollError, read_errors, reading
 
 #: Bytes per pixel in the body: six float64.
 PIXEL_BYTES = 48
@@ -147,7 +147,8 @@ def read_mask(path: str | Path, height: int, width: int) -> np.ndarray:
     # real masks (200 Mpixel) exceed pillow's decompression-bomb guard; this is a local file
     Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as img:
+        with read_errors(path, "cannot read mask PNG", missing="mask file does not exist"), \
+                Image.open(path) as img:
             img.load()
             if img.size != (width, height):
                 raise ScrollError(f"{path}: mask is {img.size[0]}x{img.size[1]} "
@@ -166,12 +167,6 @@ def read_mask(path: str | Path, height: int, width: int) -> np.ndarray:
                     mapped = arr != 0
                 packed[r0:r0 + mapped.shape[0]] = np.packbits(mapped, axis=1)
             return packed
-    except ScrollError:
-        raise
-    except FileNotFoundError:
-        raise ScrollError(f"{path}: mask file does not exist") from None
-    except Exception as exc:
-        raise ScrollError(f"{path}: cannot read mask PNG ({exc})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
 

@@ -47,7 +47,9 @@ def _amount(value: float, unit: str) -> str:
     return size(value) if unit == "B" else f"{value:g} {unit}"
 
 
-def _rate(value: float, seconds: float, unit: str) -> str:
+def rate(value: float, seconds: float, unit: str) -> str:
+    """``value`` per second with three significant digits: ``"1.50 GiB/s"`` for bytes
+    (unit ``"B"``), ``"12.3 files/s"`` otherwise; 0 when no time has passed."""
     per = value / seconds if seconds > 0 else 0.0
     return f"{size(per)}/s" if unit == "B" else f"{per:.3g} {unit}/s"
 
@@ -78,7 +80,7 @@ class LogProgress:
         text = f"{self.desc}: {_amount(self.n, self.unit)}"
         if self.total:
             text += f" of {_amount(self.total, self.unit)} ({100 * self.n / self.total:.0f}%)"
-        text += f", {_rate(done, elapsed, self.unit)}"
+        text += f", {rate(done, elapsed, self.unit)}"
         if self.total and done > 0:
             text += f", ETA {duration((self.total - self.n) * elapsed / done)}"
         print(text, file=self.stream, flush=True)
@@ -87,7 +89,7 @@ class LogProgress:
         if self.n > self._initial:
             elapsed = time.monotonic() - self._start
             print(f"{self.desc}: {_amount(self.n, self.unit)} done in {duration(elapsed)} "
-                  f"({_rate(self.n - self._initial, elapsed, self.unit)})",
+                  f"({rate(self.n - self._initial, elapsed, self.unit)})",
                   file=self.stream, flush=True)
             self._initial = self.n  # close twice prints once
 

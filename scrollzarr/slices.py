@@ -21,9 +21,10 @@ import numpy as np
 import tifffile
 
 from . import decode
-from .errors import ScrollError
+from .errors import ScrollError, read_errors
 
-_TIFF_SUFFIXES = {".tif", ".tiff"}
+#: File name suffixes of TIFFs (any letter case).
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 _NATIVE = "<" if np.little_endian else ">"
 _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 
@@ -48,38 +49,15 @@ class SliceStack:
         return min(self.paths)  # gaps lie between slices: the first number has a file
 
     @property
-    def n_missing(self) -> int:
-        return sum(b - a + 1 for a, b in self.missing)
-
-    @property
     def z_stop(self) -> int:
         """One past the last slice number."""
         return max(self.paths) + 1
-
-    @property
-    def nbytes_per_slice(self) -> int:
-        return self.shape[0] * self.shape[1] * self.dtype.itemsize
 
 
 def slice_number(name: str) -> int | None:
     """Return the slice number of a file name (the last integer in it), or None."""
     m = _LAST_INTEGER.search(Path(name).stem)
     return int(m.group(1)) if m else None
-
-
-def format_numbers(numbers: list[int], most: int = 20) -> str:
-    """Format sorted integers compactly: ``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
-    runs: list[str] = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        runs.append(str(numbers[i]) if i == j else f"{numbers[i]}-{numbers[j]}")
-        i = j + 1
-    if len(runs) > most:
-        runs = runs[:most] + [f"... ({len(numbers)} in all)"]
-    return ", ".join(runs)
 
 
 def gaps(numbers: list[int]) -> list[tuple[int, int]]:
@@ -130,6 +108,41 @@ def check_regular_files(paths: list[Path]) -> None:
                           "(rename or remove it)")
 
 
+def is_tiff_name(name: str) -> bool:
+    """True for a ``.tif``/``.tiff`` name (any case) that is not hidden (``._00001.tif``
+    is macOS's resource fork, not a slice)."""
+    return not name.startswith(".") and Path(name).suffix.lower() in TIFF_SUFFIXES
+
+
+def list_tiffs(directory: Path, wanted: Callable[[str], bool] = lambda name: True
+               ) -> tuple[list[Path], list[str]]:
+    """The TIFFs of the input directory ``directory`` (not recursive) whose names pass
+    ``wanted``, sorted by name, and the names of the other entries (ignored).
+
+    Raises :class:`ScrollError` when the directory does not exist, is no directory or
+    cannot be listed, and naming the entries named like wanted TIFFs that are not
+    regular files (directories, broken links, loops, FIFOs), which are never opened."""
+    if not directory.exists():
+        raise ScrollError(f"{directory}: input directory does not exist")
+    if not directory.is_dir():
+        raise ScrollError(f"{directory}: input is not a directory")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
+    from .sources.volume_grid import refuse_cells  # not at the top: it imports this module
+    refuse_cells(directory, names)  # cells are never read as slices one by one
+    found = [directory / n for n in names if is_tiff_name(n) and wanted(n)]
+    check_regular_files(found)
+    kept = {p.name for p in found}
+    return found, [n for n in names if n not in kept]
+
+
+def some_names(names: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``names``, comma-separated, `` ...`` if there are more."""
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
 def find_slices(directory: str | Path, allow_missing: bool = False,
                 note: Callable[[str], None] = lambda s: None) -> SliceStack:
     """Find and check the slices in ``directory``.
@@ -142,36 +155,16 @@ def find_slices(directory: str | Path, allow_missing: bool = False,
     slices filled with zeros).
     """
     directory = Path(directory)
-    if not directory.exists():
-        raise ScrollError(f"{directory}: input directory does not exist")
-    if not directory.is_dir():
-        raise ScrollError(f"{directory}: input is not a directory")
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError as exc:
-        raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
-    from .sources.volume_grid import refuse_cells  # not at the top: it imports this module
-    refuse_cells(directory, names)  # a cell is never a slice numbered by its last integer
+    found, ignored = list_tiffs(directory, lambda name: slice_number(name) is not None)
     paths: dict[int, Path] = {}
-    ignored: list[str] = []
-    check_regular_files([directory / n for n in names if not n.startswith(".")
-                         and Path(n).suffix.lower() in _TIFF_SUFFIXES
-                         and slice_number(n) is not None])
-    for name in names:
-        path = directory / name
-        if name.startswith(".") or Path(name).suffix.lower() not in _TIFF_SUFFIXES:
-            ignored.append(name)
-            continue
-        z = slice_number(name)
-        if z is None:
-            ignored.append(name)
-            continue
+    for path in found:
+        z = slice_number(path.name)
         if z in paths:
             raise ScrollError(f"{path}: duplicate slice number {z} (also {paths[z].name})")
         paths[z] = path
     if ignored:
         note(f"note: ignoring {len(ignored)} file(s) that are not numbered TIFF slices: "
-             + ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+             + some_names(ignored))
     if not paths:
         raise ScrollError(f"{directory}: no TIFF slices (*.tif, *.tiff) found")
     numbers = sorted(paths)
@@ -213,7 +206,7 @@ def _largest_gap(missing: list[tuple[int, int]], paths: dict[int, Path]) -> str:
 def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
     """Return ``((height, width), dtype)`` of a slice TIFF after checking that it is a
     single-page, single-channel 2-D image whose pixel data lies within the file."""
-    try:
+    with read_errors(path, "not a readable TIFF"):
         size = path.stat().st_size
         if size == 0:
             raise ScrollError(f"{path}: empty file (0 bytes)")
@@ -230,12 +223,6 @@ def read_header(path: Path) -> tuple[tuple[int, int], np.dtype]:
                 raise ScrollError(f"{path}: truncated TIFF (pixel data ends past the "
                                   f"file's {size} bytes)")
             return (int(page.shape[0]), int(page.shape[1])), np.dtype(page.dtype)
-    except ScrollError:
-        raise
-    except PermissionError:
-        raise ScrollError(f"{path}: permission denied") from None
-    except Exception as exc:
-        raise ScrollError(f"{path}: not a readable TIFF ({exc})") from None
 
 
 @functools.lru_cache(maxsize=4096)

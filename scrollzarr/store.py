@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -49,6 +48,7 @@ import numpy as np
 import zarr
 import zarr.codecs
 
+from . import atomic
 from .errors import ScrollError
 from .journal import DIRNAME as JOURNAL_DIRNAME
 from .ngff import AXES, OWN_KEY
@@ -219,9 +219,8 @@ def set_attributes(path: str | Path, attrs: dict[str, Any]) -> None:
     if not is_url(path) and ((local / ".zgroup").is_file() or (local / ".zarray").is_file()):
         if (local / ".zarray").is_file():
             attrs = {ARRAY_DIMENSIONS: list(AXES), **attrs}
-        tmp = local / ".zattrs.partial"
-        tmp.write_text(json.dumps(attrs, indent=2, allow_nan=False))  # NaN is no JSON
-        os.replace(tmp, local / ".zattrs")
+        text = json.dumps(attrs, indent=2, allow_nan=False)  # NaN is no JSON
+        atomic.write_bytes(local / ".zattrs", text, durable=True)
         return
     json.dumps(attrs, allow_nan=False)  # refuse NaN/Infinity before zarr writes them
     node = zarr.open(str(path), mode="r+")

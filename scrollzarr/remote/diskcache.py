@@ -29,12 +29,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import atomic
 from ..errors import ScrollError
 
 #: Suffix of a remembered absence.
@@ -229,16 +230,9 @@ class DiskCache:
 
     def _write_file(self, path: Path, data: bytes) -> None:
         """Write ``path`` atomically and durably: temporary file, fsync, rename."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        # TEMP-prefixed: the eviction scan recognises (and ages out) our leftovers
+        atomic.write_bytes(path, data, durable=True,
+                           tmp=path.parent / f"{TEMP}{uuid.uuid4().hex}")
 
     @staticmethod
     def _touch(path: Path, now: float) -> None:

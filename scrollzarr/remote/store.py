@@ -168,11 +168,11 @@ _finalizers: list[weakref.finalize] = []
 
 @atexit.register  # registered after zarr's own exit handler, so it runs before it
 def _close_all() -> None:
-    # detach, not finalizer(): once weakref's own exit handler has run (it runs first
-    # when no finalizer existed before this one was registered), calling a finalizer
-    # does nothing and the session would be reported unclosed
     for finalizer in _finalizers:
-        found = finalizer.detach()
-        if found is not None:
-            _, func, args, kwargs = found
+        # detach, not call: weakref's own exit handler, registered with the first
+        # finalizer (later than this one, so it runs earlier), turns every call into a
+        # no-op; a run that ended in an error still holds its stores here
+        info = finalizer.detach()
+        if info is not None:
+            _, func, args, kwargs = info
             func(*args, **kwargs)

@@ -64,16 +64,16 @@ def main(args: argparse.Namespace) -> None:
     except Interrupted as exc:
         raise Interrupted(exc.signum, f"{exc.message}; continue with: "
                                       f"{continue_command(args)}") from None
-    seconds = max(summary.seconds, 1e-9)
-    done = summary.decompressed + summary.copied + summary.verified
-    parts = [f"{summary.decompressed} decompressed", f"{summary.copied} copied"]
-    if summary.verified:
-        parts.append(f"{summary.verified} verified")
-    if summary.skipped:
-        parts.append(f"{summary.skipped} already complete")
+    files = summary.files
+    parts = [f"{files['decompressed']} decompressed", f"{files['copied']} copied"]
+    if files["verified"]:
+        parts.append(f"{files['verified']} verified")
+    if files["skipped"]:
+        parts.append(f"{files['skipped']} already complete")
+    rates = (f"{progress.rate(summary.finished, summary.seconds, 'files')}, "
+             f"{progress.rate(summary.nbytes, summary.seconds, 'B')}")
     cli.note(f"{', '.join(parts)} of {summary.total} files into {args.out_dir} in "
-             f"{summary.seconds:.1f} s ({done / seconds:.3g} files/s, "
-             f"{progress.size(summary.nbytes / seconds)}/s)", args.quiet)
+             f"{summary.seconds:.1f} s ({rates})", args.quiet)
     if summary.failed:
         raise ScrollError(failure_message(summary))
 
