@@ -100,6 +100,15 @@ def decode_rows(tif: tifffile.TiffFile, page: tifffile.TiffPage, y0: int, y1: in
     return decode_strip_rows(tif.filehandle.fileno(), layout, y0, y1, out)
 
 
+def strip_bytes(layout: StripLayout, y0: int, y1: int) -> int:
+    """Bytes of the compressed strips that :func:`decode_strip_rows` reads for rows
+    ``y0:y1`` (for callers that count what they read from disk)."""
+    if y1 <= y0:
+        return 0
+    per = layout.rows_per_strip
+    return int(sum(layout.counts[y0 // per:(y1 - 1) // per + 1]))
+
+
 _local = threading.local()
 
 

@@ -408,7 +408,11 @@ def _read_decoded(path: str, pages: tuple[int, int], rows: tuple[int, int],
                                          np.dtype(page.dtype).newbyteorder("="))
                 before = fh.count
                 decode.decode_rows(tif, page, r0, r1, buffer)
-                done += fh.count - before
+                # libtiff reads the strips through the file descriptor, past the
+                # counting wrapper: count the strips it was given
+                layout = decode.strip_layout(tif, page)
+                done += (fh.count - before if layout is None
+                         else decode.strip_bytes(layout, r0, r1))
                 out[i] = buffer[:, c0:c1]
             return done
     finally:
