@@ -95,6 +95,10 @@ def time_processes(src: Path, out: Path, original: Path, repeat: int) -> tuple[f
                 "--quiet"]
     theirs_cmd = [sys.executable, str(original), str(src), str(out)]
     times: dict[str, list[float]] = {"original": [], "ours": []}
+    # the original tool makes only the last directory and exits 0 when it cannot
+    # (a first run then timed nothing): give it the parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    slices = len(list(src.glob("*.tif*")))
     for _ in range(repeat):
         for name, cmd in (("original", theirs_cmd), ("ours", ours_cmd)):
             shutil.rmtree(out, ignore_errors=True)
@@ -103,6 +107,9 @@ def time_processes(src: Path, out: Path, original: Path, repeat: int) -> tuple[f
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             subprocess.run(["sync"], check=True)
             times[name].append(time.perf_counter() - started)
+            if len(list(out.glob("*.tif*"))) != slices:
+                raise SystemExit(f"{name} wrote {len(list(out.glob('*.tif*')))} of "
+                                 f"{slices} slices into {out}")
         print(f"  original {times['original'][-1]:.2f} s, ours {times['ours'][-1]:.2f} s "
               f"(ratio {times['ours'][-1] / times['original'][-1]:.2f})", flush=True)
     shutil.rmtree(out, ignore_errors=True)
