@@ -192,6 +192,13 @@ def new_levels_spec(o: Options, output: str) -> ConversionSpec:
         raise ScrollError(f"{output}: no multiscales metadata; cannot add levels")
     datasets = ms[0]["datasets"]
     n = o.first_new_level
+    named = [d.get("path") for d in datasets]
+    if named != [str(level) for level in range(len(datasets))]:
+        # levels are found by their dataset paths; the levels this run writes would be
+        # listed with our numbering and transforms, which another tool's store does not use
+        raise ScrollError(f"{output}: its levels are named {', '.join(map(str, named))}, "
+                          "not 0, 1, ...; --first_new_level adds levels only to stores "
+                          "numbered like ours (zarr_to_ome.py converts this one)")
     if n > len(datasets):
         raise ScrollError(f"--first_new_level {n}: beyond the existing levels "
                           f"(store has levels 0..{len(datasets) - 1})")

@@ -15,6 +15,7 @@ from conftest import random_volume, run_script, write_stack
 from reference import ref_pyramid
 from scrollzarr import ngff
 from scrollzarr.convert import Options, convert
+from scrollzarr.errors import ScrollError
 
 
 def read_level(store: Path, level: int | str) -> np.ndarray:
@@ -209,6 +210,20 @@ def test_first_new_level_adds_levels_from_existing_store(tmp_path, stack_dir):
     ms = json.loads((out / ".zattrs").read_text())["multiscales"][0]
     assert [d["path"] for d in ms["datasets"]] == ["0", "1", "2", "3", "4"]
     Image.from_zarr(zarr.open_group(str(out), mode="r"))
+
+
+
+def test_first_new_level_refuses_a_store_whose_levels_are_not_numbered(tmp_path):
+    # another tool's store names its levels s0, s1, s2: levels are never looked up as
+    # "0".."n", and adding ours would list them with numbering and transforms it lacks
+    from zarr_inputs import write_store
+
+    vol = random_volume((20, 24, 28), seed=17)
+    out = write_store(tmp_path / "other.zarr", vol, paths=("s0", "s1", "s2"), chunks=8)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(ScrollError, match="named s0, s1, s2"):
+        convert_quiet(tmp_path / "unused", out, nlevels=4, first_new_level=3)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
 def test_first_new_level_with_another_algorithm_keeps_per_level_placement(tmp_path, stack_dir):
