@@ -30,7 +30,9 @@ class Volume:
     ``scroll_voxel`` is in level-0 voxels of the original scroll (as in .ppm files).
     ``level`` is the dataset path of the opened level as the metadata writes it ("" for
     a plain array), ``location`` the store as given, ``notes`` one-line remarks for the
-    user (declared levels found missing and skipped).
+    user (declared levels found missing and skipped). ``scale`` is the level's (z, y, x)
+    scale as the metadata declares it and ``units`` the axes' units (None where an axis
+    has none); None and () for a plain array.
     """
 
     array: zarr.Array
@@ -39,6 +41,8 @@ class Volume:
     offset: tuple[float, float, float]
     location: str = ""
     notes: tuple[str, ...] = ()
+    scale: tuple[float, float, float] | None = None
+    units: tuple[str | None, ...] = ()
 
     def __str__(self) -> str:
         # messages that name "the store" may be handed a Volume: name its location
@@ -111,7 +115,8 @@ def open_volume(location: str | os.PathLike, level: str | int | None = None,
                                                   for a in range(3))
     factor = tuple(u / s for u, s in zip(unit, dataset.scale))
     offset = tuple(-t / s for t, s in zip(dataset.translation, dataset.scale))
-    return Volume(arr, dataset.path, factor, offset, name, tuple(notes))
+    return Volume(arr, dataset.path, factor, offset, name, tuple(notes),
+                  tuple(dataset.scale), tuple(image.units[-3:]))
 
 
 def _json(store, name: str, key: str) -> dict | None:

@@ -20,7 +20,6 @@ again on its first read.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import threading
@@ -115,8 +114,10 @@ class ZarrSource:
         self._chunks = tuple(int(c) for c in array.chunks)
         self._zarr_format = int(array.metadata.zarr_format)
         self._origin = tuple(ngff.tidy(-o) + 0.0 for o in volume.offset)
-        scale, unit = _level_scale(array.store, self._level)
-        self._voxel_size, voxel_note = _voxel_size(scale, unit, self._where(self._level))
+        # the level's scale and units as open_volume read them (no second metadata read)
+        self._voxel_size, voxel_note = _voxel_size(
+            list(volume.scale) if volume.scale else None, list(volume.units),
+            self._where(self._level))
         self.notes: tuple[str, ...] = tuple(volume.notes) + voxel_note
         self._fingerprint: str | None = None
         self._reader: tuple[RowCache, _Counter] | None = (
@@ -267,27 +268,6 @@ def _array_document(level: str, zarr_format: int) -> str:
 def _document(store: Store, key: str) -> bytes | None:
     buf = sync(store.get(key, default_buffer_prototype()))
     return None if buf is None else buf.to_bytes()
-
-
-def _level_scale(store: Store, level: str) -> tuple[list[float] | None, list | None]:
-    """``(scale, units)`` (z, y, x) of dataset ``level`` as the root's multiscales
-    declare it (composed with the multiscales-wide transform; read by the NGFF format
-    objects), or ``(None, None)`` for a plain array."""
-    if not level:
-        return None, None
-    for key in ("zarr.json", ".zattrs"):
-        raw = _document(store, key)
-        if raw is None:
-            continue
-        doc = json.loads(raw)
-        image = ngff.read_image((doc.get("attributes") or {}) if key == "zarr.json"
-                                else doc, str(store))
-        for found in image.levels if image is not None else ():
-            if found.path.strip("/") == level:
-                units = [a.get("unit") if isinstance(a, dict) else None
-                         for a in image.entry.get("axes") or []][-3:]
-                return list(found.scale), units
-    return None, None
 
 
 def _voxel_size(scale: list[float] | None, units: list | None,
