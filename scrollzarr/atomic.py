@@ -104,8 +104,9 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
     a fraction of the disk's speed on our machines (every page-cache page is fresh
     memory), and a 2 TB conversion would only evict the page cache. It needs page-aligned
     memory and lengths: one part that already is goes out as it is, anything else is
-    copied into this thread's reused page-aligned buffer, padded and truncated back.
-    File systems without it (tmpfs) get a plain buffered write. Not flushed (no fsync).
+    copied into this thread's reused page-aligned buffer (:func:`page_buffer`), padded
+    and truncated back. File systems without it (tmpfs) get a plain buffered write. Not
+    flushed (no fsync).
     """
     views = [memoryview(p).cast("B") for p in parts]
     size = sum(len(v) for v in views)
@@ -113,7 +114,7 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
         if len(views) == 1 and size % _PAGE == 0 and _address(views[0]) % _PAGE == 0:
             memory = views[0]
         else:
-            memory = _aligned(max(-(-size // _PAGE) * _PAGE, _PAGE))
+            memory = memoryview(page_buffer(size))[:_pages(size)]
             position = 0
             for view in views:
                 memory[position:position + len(view)] = view
@@ -123,6 +124,18 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
     with open(path, "wb") as f:
         for view in views:
             f.write(view)
+    return False
+
+
+def write_page_buffer(path: str | Path, size: int) -> bool:
+    """Write the first ``size`` bytes of this thread's :func:`page_buffer` as the new file
+    ``path`` (for a caller that built the file's content there, so nothing is copied);
+    return whether ``O_DIRECT`` was used. Not flushed (no fsync)."""
+    memory = memoryview(_local.buffer)
+    if _DIRECT and _write_unbuffered(path, memory[:_pages(size)], size):
+        return True
+    with open(path, "wb") as f:
+        f.write(memory[:size])
     return False
 
 
@@ -152,10 +165,19 @@ def _address(view: memoryview) -> int:
     return np.frombuffer(view, np.uint8).ctypes.data if len(view) else 0
 
 
-def _aligned(nbytes: int) -> memoryview:
-    """This thread's page-aligned buffer of at least ``nbytes``, reused across files:
-    fresh pages per file cost more system time than the copy."""
+def _pages(size: int) -> int:
+    """``size`` rounded up to whole pages (at least one)."""
+    return max(-(-size // _PAGE) * _PAGE, _PAGE)
+
+
+def page_buffer(nbytes: int) -> mmap.mmap:
+    """This thread's page-aligned buffer of at least ``nbytes`` (whole pages), reused
+    across files (fresh pages per file cost more system time than a copy), positioned at
+    0. It is a file-like object as well as a buffer: a TIFF writer can lay a file out in
+    it and :func:`write_page_buffer` write it. Contents undefined; the next call from
+    the same thread may replace it."""
     memory = getattr(_local, "buffer", None)
     if memory is None or len(memory) < nbytes:
-        memory = _local.buffer = mmap.mmap(-1, nbytes)
-    return memoryview(memory)[:nbytes]
+        memory = _local.buffer = mmap.mmap(-1, _pages(nbytes))
+    memory.seek(0)
+    return memory

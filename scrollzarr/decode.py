@@ -44,15 +44,24 @@ def _libtiff_can(page: tifffile.TiffPage) -> bool:
             and page.fillorder == 1 and page.planarconfig == 1)
 
 
-def decode_page(tif: tifffile.TiffFile) -> np.ndarray:
+def decode_page(tif: tifffile.TiffFile, out: np.ndarray | None = None) -> np.ndarray:
     """Decode the first page of the open ``tif`` as a (y, x) array in native byte order
-    (``page.asarray`` for layouts libtiff is not used for)."""
+    (``page.asarray`` for layouts libtiff is not used for), into ``out`` if given (a
+    C-contiguous array of the page's shape and native dtype), and return it."""
     page = tif.pages.first
     if not _libtiff_can(page):
-        return page.asarray(maxworkers=1)
-    # libtiff reads the (single-page) file itself: no copies of strips or rows
-    tif.filehandle.seek(0)
-    return imagecodecs.tiff_decode(tif.filehandle.read()).reshape(page.shape)
+        return page.asarray(maxworkers=1, out=out)
+    # libtiff reads the (single-page) file itself: no copies of strips or rows; the
+    # file goes into a reused buffer (fresh pages for every file cost system time)
+    fh = tif.filehandle
+    data = _buffer("file", fh.size)
+    fh.seek(0)
+    if fh.readinto(data) != fh.size:
+        raise OSError(f"{fh.path}: file shorter than its size")
+    if out is None:
+        return imagecodecs.tiff_decode(data).reshape(page.shape)
+    imagecodecs.tiff_decode(data, out=out.reshape(-1, out.shape[-1]))
+    return out
 
 
 @dataclass(frozen=True)

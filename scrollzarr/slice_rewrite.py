@@ -86,15 +86,29 @@ def output_is_complete(path: Path, header: SliceHeader) -> bool:
     try:
         size = path.stat().st_size
         with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) != 1:
-                return False
-            page = tif.pages.first
-            end = page.dataoffsets[0] + page.databytecounts[0] if page.dataoffsets else 0
-            return (page.compression == 1 and page.is_memmappable and end <= size
-                    and tuple(page.shape) == header.shape and page.dtype is not None
-                    and np.dtype(page.dtype).newbyteorder("=") == header.dtype)
+            return _is_output_for(tif, size, header)
     except Exception:
         return False
+
+
+def _is_output_for(tif: tifffile.TiffFile, size: int, header: SliceHeader) -> bool:
+    """True if the open ``tif`` of ``size`` bytes is an output for the input ``header``
+    (see :func:`output_is_complete`)."""
+    if len(tif.pages) != 1:
+        return False
+    page = tif.pages.first
+    if not page.dataoffsets or page.dtype is None:
+        return False
+    end = page.dataoffsets[0] + page.databytecounts[0]
+    # tifffile's is_memmappable, less its "is a file" (a header checked in memory)
+    memmappable = page.is_final and page.dataoffsets[0] % page.dtype.itemsize == 0
+    return (page.compression == 1 and memmappable and end <= size
+            and tuple(page.shape) == header.shape
+            and np.dtype(page.dtype).newbyteorder("=") == header.dtype)
+
+
+_NOT_AN_OUTPUT = ("the written file is not an uncompressed memory-mappable TIFF of the "
+                  "input's shape and dtype (please report this)")
 
 
 def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = False,
@@ -104,70 +118,72 @@ def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = Fa
 
     The output is written to ``dst`` + ``.partial``, flushed to disk (fsync) and renamed
     to ``dst``; on any error the partial file is removed and the exception propagates.
-    The written header is checked before the rename, and with ``verify`` the output's
+    The output's header is checked before the rename, and with ``verify`` the output's
     pixels are compared with the input's. ``slots`` (if given) is held while decoding
-    and writing but not while waiting for the disk, so more threads than cores can keep
-    the cores decoding while other files are flushed.
+    but not while writing or waiting for the disk, so more threads than cores keep the
+    cores decoding while other files go to disk.
     """
     # NAME.partial exactly: _remove_partials deletes only the partials of names we made
     with atomic.replacing(dst, durable=True, tmp=dst.with_name(dst.name + PARTIAL)) as tmp:
         tmp = Path(tmp)
-        with slots or contextlib.nullcontext():
-            action, data = _write_uncompressed(src, tmp, header)
-            if not verify:
-                data = None  # a thread waiting for the disk holds no slice
-        if not output_is_complete(tmp, header):
-            raise ScrollError("the written file is not an uncompressed memory-mappable "
-                              "TIFF of the input's shape and dtype (please report this)")
-        if verify:
-            expected = data if action == "decompressed" else _pixels(src)
-            if not np.array_equal(tifffile.memmap(tmp, mode="r"), expected):
+        if header.copy_through:
+            with slots or contextlib.nullcontext():
+                shutil.copyfile(src, tmp)
+                shutil.copystat(src, tmp)
+            if not output_is_complete(tmp, header):
+                raise ScrollError(_NOT_AN_OUTPUT)
+            if verify and not np.array_equal(tifffile.memmap(tmp, mode="r"), _pixels(src)):
                 raise ScrollError("verify: the written pixels differ from the input's")
-    return action
+            return "copied"
+        with slots or contextlib.nullcontext():
+            size, data = _lay_out(src, header)
+        atomic.write_page_buffer(tmp, size)  # the disk's time, outside the slot
+        if verify and not np.array_equal(tifffile.memmap(tmp, mode="r"), data):
+            raise ScrollError("verify: the written pixels differ from the input's")
+    return "decompressed"
 
 
-def _write_uncompressed(src: Path, tmp: Path, header: SliceHeader
-                        ) -> tuple[str, np.ndarray | None]:
-    """Write ``src`` uncompressed to ``tmp`` (not flushed); return the action and the
-    decoded pixels (None when copied)."""
-    data = None
-    if header.copy_through:
-        shutil.copyfile(src, tmp)
-        shutil.copystat(src, tmp)
-        action = "copied"
-    else:
-        with tifffile.TiffFile(src) as tif:
-            page = tif.pages.first
-            # one thread per file: the parallelism is across files; libtiff where
-            # it is the faster decoder
-            data = decode.decode_page(tif)
-            tags = _tags_to_keep(page)
-        _write_tiff(tmp, data, tags)
-        action = "decompressed"
-    return action, data
+#: Room in the page buffer for the output's header and tags before its pixels.
+_HEADROOM = 1 << 20
 
 
-def _write_tiff(tmp: Path, data: np.ndarray, tags: dict) -> None:
-    """Write ``data`` with ``tags`` as the uncompressed TIFF ``tmp`` (not flushed), in
-    one O_DIRECT write (atomic.write_direct) of tifffile's header of an empty image of
-    that shape and the pixels themselves, if the pixels end the file as they do; else
-    the whole file as tifffile writes it (ten times slower: it copies the pixels in
-    steps). Writing the header into the file first, or laying it out without the
-    zeros, measured faster per file but slower on whole runs (more system time)."""
-    kwargs = dict(byteorder=_NATIVE, metadata=None, **tags)
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, None, shape=data.shape, dtype=data.dtype, **kwargs)
-    layout.seek(0)
-    with tifffile.TiffFile(layout) as tif:
+def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
+    """Lay the uncompressed output for ``src`` out in this thread's page buffer
+    (:func:`scrollzarr.atomic.page_buffer`) and return its size in bytes and its pixels
+    (a view of the buffer, valid until this thread's next file).
+
+    The layout is tifffile's header of an empty image of the input's shape, dtype and
+    tags, with the pixels decoded straight behind it (no zeros written, no copy of the
+    pixels). A layout where tifffile puts anything after the pixels, or whose header
+    does not fit the headroom, is written by tifffile as a whole file instead and copied
+    into the buffer. The header is checked either way (:func:`_is_output_for`)."""
+    with tifffile.TiffFile(src) as tif:
         page = tif.pages.first
-        offset = page.dataoffsets[0] if page.is_contiguous else -1
-    image = layout.getbuffer()
-    if offset > 0 and offset + data.nbytes == len(image) and data.flags.c_contiguous:
-        atomic.write_direct(tmp, [image[:offset], data.reshape(-1).view(np.uint8)])
-        return
-    layout = io.BytesIO()
-    tifffile.imwrite(layout, data, **kwargs)
-    atomic.write_direct(tmp, [layout.getbuffer()])
+        kwargs = dict(byteorder=_NATIVE, metadata=None, **_tags_to_keep(page))
+        buffer = atomic.page_buffer(header.nbytes + _HEADROOM)
+        try:
+            offset, count = tifffile.imwrite(buffer, None, shape=header.shape,
+                                             dtype=header.dtype, returnoffset=True,
+                                             **kwargs)
+            size = buffer.tell()
+        except ValueError:  # the header outgrew the headroom (mmap: out of range)
+            offset = count = size = -1
+        if (offset + count == size and count == header.nbytes
+                and offset % header.dtype.itemsize == 0):
+            data = np.frombuffer(buffer, header.dtype, count=header.nbytes //
+                                 header.dtype.itemsize, offset=offset).reshape(header.shape)
+            decode.decode_page(tif, out=data)
+            layout = io.BytesIO(buffer[:offset])
+        else:
+            data = decode.decode_page(tif)
+            layout = io.BytesIO()
+            tifffile.imwrite(layout, data, **kwargs)
+            size = len(layout.getbuffer())
+            atomic.page_buffer(size).write(layout.getbuffer())
+    with tifffile.TiffFile(layout) as written:
+        if not _is_output_for(written, size, header):
+            raise ScrollError(_NOT_AN_OUTPUT)
+    return size, data
 
 
 def outputs_match(src: Path, dst: Path) -> bool:

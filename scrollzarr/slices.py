@@ -27,6 +27,46 @@ from .errors import ScrollError, read_errors
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 _NATIVE = "<" if np.little_endian else ">"
 _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
+# a volume_grid cell (sources/volume_grid.py), named by its y, x, z cell indices
+CELL_NAME = re.compile(r"cell_yxz_(\d+)_(\d+)_(\d+)\.tiff?", re.IGNORECASE)
+
+Key = tuple[int, int, int]  # 1-based cell indices (jz, jy, jx)
+
+
+def cell_index(name: str) -> Key | None:
+    """The (jz, jy, jx) indices of a cell file name (named y, x, z), or None."""
+    m = CELL_NAME.fullmatch(name)
+    if m is None:
+        return None
+    jy, jx, jz = (int(g) for g in m.groups())
+    return jz, jy, jx
+
+
+def _kinds(names: list[str]) -> tuple[list[str], list[str]]:
+    """(cell names, slice names) among directory entries: hidden files, other suffixes
+    and TIFFs without a number are neither."""
+    cells, found = [], []
+    for name in names:
+        if not is_tiff_name(name):
+            continue
+        if cell_index(name) is not None:
+            cells.append(name)
+        elif slice_number(name) is not None:
+            found.append(name)
+    return cells, found
+
+
+def refuse_cells(directory: str | Path, names: list[str]) -> None:
+    """Raise :class:`ScrollError` if ``names`` (entries of ``directory``) hold volume_grid
+    cells: the slice readers call this so a cell is never read as a slice numbered by
+    its last integer."""
+    cells, found = _kinds(names)
+    if cells and found:
+        raise ScrollError(f"{directory}: mixes volume_grid cells and slices ({cells[0]} and "
+                          f"{found[0]}); keep them in separate directories")
+    if cells:
+        raise ScrollError(f"{directory}: {cells[0]} is a volume_grid cell, not a slice "
+                          "(scroll_to_ome.py reads a directory of cells as a volume_grid)")
 
 
 @dataclass(frozen=True)
@@ -130,12 +170,24 @@ def list_tiffs(directory: Path, wanted: Callable[[str], bool] = lambda name: Tru
         names = sorted(os.listdir(directory))
     except OSError as exc:
         raise ScrollError(f"{directory}: cannot list input directory ({exc.strerror})") from None
-    from .sources.volume_grid import refuse_cells  # not at the top: it imports this module
     refuse_cells(directory, names)  # cells are never read as slices one by one
     found = [directory / n for n in names if is_tiff_name(n) and wanted(n)]
     check_regular_files(found)
     kept = {p.name for p in found}
     return found, [n for n in names if n not in kept]
+
+
+def is_volume_grid(directory: str | Path) -> bool:
+    """True if ``directory`` holds volume_grid cells and no slices; raises
+    :class:`ScrollError` naming one of each if it holds both."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return False  # not a listable directory: the slice checks name the problem
+    cells, found = _kinds(names)
+    if cells and found:
+        refuse_cells(directory, names)
+    return bool(cells)
 
 
 def some_names(names: list[str], most: int = 5) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,65 +26,12 @@ import tifffile
 
 from .. import chunkio, decode, journal
 from ..errors import ScrollError
-from ..slices import check_regular_files, slice_number
+from ..slices import (CELL_NAME, Key, cell_index, check_regular_files,  # noqa: F401
+                      is_volume_grid, refuse_cells)  # (the last two: public here too)
 
 #: Edge of a cell in voxels on every axis.
 CELL = 500
-_CELL_NAME = re.compile(r"cell_yxz_(\d+)_(\d+)_(\d+)\.tiff?", re.IGNORECASE)
-_TIFF_SUFFIXES = (".tif", ".tiff")
 _AXES = ("z", "y", "x")
-
-Key = tuple[int, int, int]  # 1-based cell indices (jz, jy, jx)
-
-
-def cell_index(name: str) -> Key | None:
-    """The (jz, jy, jx) indices of a cell file name (named y, x, z), or None."""
-    m = _CELL_NAME.fullmatch(name)
-    if m is None:
-        return None
-    jy, jx, jz = (int(g) for g in m.groups())
-    return jz, jy, jx
-
-
-def _kinds(names: list[str]) -> tuple[list[str], list[str]]:
-    """(cell names, slice names) among directory entries: hidden files, other suffixes
-    and TIFFs without a number are neither."""
-    cells, found = [], []
-    for name in names:
-        if name.startswith(".") or not name.lower().endswith(_TIFF_SUFFIXES):
-            continue
-        if cell_index(name) is not None:
-            cells.append(name)
-        elif slice_number(name) is not None:
-            found.append(name)
-    return cells, found
-
-
-def refuse_cells(directory: str | Path, names: list[str]) -> None:
-    """Raise :class:`ScrollError` if ``names`` (entries of ``directory``) hold volume_grid
-    cells: the slice readers call this so a cell is never read as a slice numbered by
-    its last integer."""
-    cells, found = _kinds(names)
-    if cells and found:
-        raise ScrollError(f"{directory}: mixes volume_grid cells and slices ({cells[0]} and "
-                          f"{found[0]}); keep them in separate directories")
-    if cells:
-        raise ScrollError(f"{directory}: {cells[0]} is a volume_grid cell, not a slice "
-                          "(scroll_to_ome.py reads a directory of cells as a volume_grid)")
-
-
-def is_volume_grid(directory: str | Path) -> bool:
-    """True if ``directory`` holds volume_grid cells and no slices; raises
-    :class:`ScrollError` naming one of each if it holds both."""
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return False  # not a listable directory: the slice checks name the problem
-    cells, found = _kinds(names)
-    if cells and found:
-        refuse_cells(directory, names)
-    return bool(cells)
-
 
 def _extent(j: int, n: int, last: int) -> int:
     """Voxels along one axis of the cell at 0-based index ``j`` of ``n`` (the last one
@@ -259,7 +205,7 @@ def _zyx(shape: tuple[int, ...]) -> str:
 
 def _name(key: Key, like: str) -> str:
     """The file name of cell ``key`` (jz, jy, jx), padded like the name ``like``."""
-    width = len(_CELL_NAME.fullmatch(like).group(1))
+    width = len(CELL_NAME.fullmatch(like).group(1))
     jz, jy, jx = key
     return f"cell_yxz_{jy:0{width}d}_{jx:0{width}d}_{jz:0{width}d}{Path(like).suffix}"
 
