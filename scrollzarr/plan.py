@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import chunkio, progress, pyramid, window, workers
-from .sources.base import Source
+from .sources.base import Source, chunks_of
 
 Span = tuple[int, int]
 
@@ -132,7 +132,7 @@ def _streams(job: Job, level: int, top: int) -> bool:
     shard) of planes at a time, so it holds half the slices it would otherwise; from a
     chunked source only when that unit holds whole input chunks in z (else each input
     chunk would be decoded for each unit, or held across the task's whole band)."""
-    depth = getattr(job.source, "chunks", (1,))[0] if job.source is not None else 1
+    depth = (chunks_of(job.source) or (1,))[0]
     return level == 0 and top >= 1 and job.chunk % 2 == 0 and job.chunk % depth == 0
 
 
@@ -201,7 +201,7 @@ def _cuts_input(job: Job, top: int) -> tuple[bool, bool]:
     """``(z, y)``: whether the slabs (z) or the bands (y) of level-0 tasks writing up to
     ``top`` cut the chunks of a chunked source (a source with ``chunks``: its edges are
     not the tasks', the crop shifts them, or the gaussian's context reaches across)."""
-    chunks = getattr(job.source, "chunks", None) if job.source is not None else None
+    chunks = chunks_of(job.source)
     if not chunks:
         return False, False
     unit = job.chunk << top
@@ -217,7 +217,7 @@ def _carried(job: Job, top: int, rows: int) -> float:
     cut_z, cut_y = _cuts_input(job, top)
     if not (cut_z or cut_y):
         return 0.0
-    depth, height = (int(c) for c in job.source.chunks[:2])
+    depth, height = chunks_of(job.source)[:2]
     plane_row = job.shapes[0][2] * np.dtype(job.source.dtype).itemsize
     if cut_z:
         return depth * (rows + height) * plane_row
@@ -416,10 +416,10 @@ def _maps_values(job: Job) -> bool:
 
 def _planes_per_read(job: Job) -> int:
     """Planes read at once when source values are mapped: the z edge of the source's
-    chunks for a chunked source (one with a ``chunks`` attribute), else 1."""
+    chunks for a chunked source (:func:`scrollzarr.sources.base.chunks_of`), else 1."""
     if job.source is None or not _maps_values(job):
         return 1
-    return int(getattr(job.source, "chunks", (1,))[0])
+    return (chunks_of(job.source) or (1,))[0]
 
 
 def map_values(job: Job, values: np.ndarray, out: np.ndarray) -> None:

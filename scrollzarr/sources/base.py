@@ -27,6 +27,11 @@ class Source(Protocol):
     ``origin`` is the (z, y, x) position, in voxels, of the source's voxel (0, 0, 0) in the
     scan it came from (0 for a slice directory; an OME-Zarr input's translation divided by
     its scale). ``voxel_size`` is the edge of a voxel in micrometers, None if unknown.
+
+    Optional: ``chunks``, the (z, y, x) edge of the blocks a source is stored in when
+    reading part of a block costs decoding all of it (zarr chunks); read it through
+    :func:`chunks_of`. Sources without it (slices, volume_grid cells, which are read by
+    rows) are read at each box's own cost.
     """
 
     @property
@@ -74,3 +79,10 @@ class Source(Protocol):
         key that cannot be read; never returns zeros for unreadable data.
         """
         ...
+
+
+def chunks_of(source: Source | None) -> tuple[int, int, int] | None:
+    """The (z, y, x) block edge of ``source`` (its optional ``chunks``), or None when it
+    has none (or there is no source): the plan reads chunked sources in whole blocks."""
+    chunks = getattr(source, "chunks", None)
+    return tuple(int(c) for c in chunks) if chunks else None  # type: ignore[return-value]
