@@ -17,9 +17,9 @@ Safe to interrupt, safe to re-run:
 * one lock file per output directory keeps two runs from writing into it at once.
 
 A file that fails does not stop the others; the failures are reported at the end.
-Memory: each of the ``workers`` decoding threads holds one decoded slice (with
-``verify`` so do the as many threads waiting for their fsync, plus a memory map of the
-output), so peak memory is about ``workers`` (``2 x workers``) x slice size.
+Memory: ``2 x workers`` threads, ``workers`` of them decoding while the others write
+and flush their file, each keep one output-sized buffer (the decoded slice behind its
+header), so peak memory is about ``2 x workers`` x slice size.
 """
 
 from __future__ import annotations
