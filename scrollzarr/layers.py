@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, workers
+from . import workers
 from .cache import ChunkCache
 from .errors import ScrollError
 from .layer_checks import precheck_surface, resolved, store_input, surface_inputs
@@ -304,9 +304,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
             # while old files give way to new ones, the manifest covers both sets
             write_manifest(out_dir, sorted(set(earlier) | set(ours)),
                            {"complete": False, "elsewhere": recorded})
-        tiffs.finish()
-        for src, dst in zip(partial, preview_paths):
-            atomic.commit(src, dst, durable=True)
+        tiffs.finish(also=zip(partial, preview_paths))
     except BaseException:
         tiffs.abort()
         if zarr_out is not None:
