@@ -30,6 +30,7 @@ from .formats import OWN_KEY, multiscales_of, read_image
 
 if TYPE_CHECKING:
     import zarr
+    from zarr.abc.store import Store
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,7 +166,7 @@ class _Source:
         if self.root is None:
             self.store()  # a URL's own checks, before anything is fetched
 
-    def store(self):
+    def store(self) -> Store:
         """The zarr store (:func:`scrollzarr.remote.open_store`), made once."""
         if self._store is None:
             from ..remote import open_store
