@@ -10,6 +10,8 @@ recognisably ours (``chunkio.remove_partial_files`` and the server's allowlist t
 Durability is the caller's choice. ``durable=True`` flushes the file before the rename
 and its directory after it (``fsync`` twice), for the files that must survive a power cut
 on their own: layer TIFFs, decompressed slices, the journal, metadata, cache entries.
+:func:`commit_many` gives many finished files the same guarantee at once (the layer
+TIFFs of a render): their flushes run concurrently and each directory is flushed once.
 Chunk files use ``durable=False``: one ``sync`` per journal batch makes a whole batch of
 them durable at once, far cheaper than a flush per file.
 
@@ -26,9 +28,11 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from . import workers
 
 #: Suffix of a file still being written (zarr's LocalStore uses the same).
 PARTIAL = ".partial"
@@ -60,6 +64,29 @@ def commit(tmp: str | Path, path: str | Path, durable: bool = True) -> None:
     os.replace(tmp, path)
     if durable:
         fsync_path(os.path.dirname(os.path.abspath(path)))
+
+
+#: Threads flushing files at once in :func:`commit_many`: enough for the file system to
+#: gather their journal commits into a few, few enough not to swamp the disk queue.
+FLUSH_THREADS = 8
+
+
+def commit_many(pairs: Iterable[tuple[str | Path, str | Path]]) -> None:
+    """Rename every finished ``tmp`` to its ``path`` (replacing it), durably: the
+    guarantee of :func:`commit` with ``durable=True`` for each file, bought at a fraction
+    of the cost. All ``tmp`` files are flushed first, on :data:`FLUSH_THREADS` threads
+    (``fsync`` releases the GIL, and concurrent flushes share the file system's journal
+    commits instead of waiting for one each), then renamed in order, then every distinct
+    directory of a ``path`` is flushed once. A failed flush raises before any rename."""
+    pairs = [(os.fspath(tmp), os.fspath(path)) for tmp, path in pairs]
+    for _ in workers.map_unordered(fsync_path, [tmp for tmp, _ in pairs],
+                                   min(FLUSH_THREADS, max(1, len(pairs))), name="fsync"):
+        pass
+    for tmp, path in pairs:
+        os.replace(tmp, path)
+    for directory in dict.fromkeys(os.path.dirname(os.path.abspath(path))
+                                   for _, path in pairs):
+        fsync_path(directory)
 
 
 def remove(path: str | Path) -> None:

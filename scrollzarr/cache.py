@@ -6,10 +6,12 @@ keeps decoded chunks as numpy arrays in least-recently-used order, bounded in by
 makes sure a chunk is fetched once even when two threads ask for it at the same time (the
 second waits for the first one's read instead of reading it again).
 
-Chunks of a local, uncompressed zarr v2 array (our default layout) are read straight
-from their files, one ``readinto`` that releases the GIL; zarr-python's codec pipeline
-holds it for several milliseconds per chunk, which serialised the render threads.
-Any other layout goes through zarr.
+Chunks of a local, uncompressed array (our default layout; zarr v2, or v3 without
+sharding) are read straight from their files, one ``readinto`` that releases the GIL;
+zarr-python's codec pipeline holds it for several milliseconds per chunk, which
+serialised the render threads. Any other layout goes through zarr. Given an opened
+:class:`~scrollzarr.ngff.Volume` whose metadata names its chunk files, the cache never
+opens the array with zarr (nor imports it).
 """
 
 from __future__ import annotations
@@ -18,18 +20,23 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import zarr
 
+from .chunk_layout import zarr_chunk_files
 from .errors import ScrollError
+
+if TYPE_CHECKING:
+    import zarr
 
 ChunkIndex = tuple[int, int, int]
 
 
 class ChunkCache:
-    """LRU cache of decoded chunks of a 3-D (z, y, x) zarr ``array``.
+    """LRU cache of decoded chunks of a 3-D (z, y, x) array: ``source`` is an opened
+    :class:`~scrollzarr.ngff.Volume` (its ``shape``, ``chunks``, ``dtype``, ``chunk_file``
+    and, for chunks it cannot read from files, ``array``) or a zarr array.
 
     ``max_bytes`` bounds the bytes of the chunks held by the cache (a chunk larger than
     that is read but not kept; 0 disables caching). Chunks a caller is still using stay
@@ -39,10 +46,11 @@ class ChunkCache:
     :attr:`unique_chunks` (distinct chunks ever read).
     """
 
-    def __init__(self, array: zarr.Array, max_bytes: int):
-        self.array = array
-        self.shape: tuple[int, int, int] = tuple(int(n) for n in array.shape)  # type: ignore
-        self.chunks: tuple[int, int, int] = tuple(int(c) for c in array.chunks)  # type: ignore
+    def __init__(self, source: Any, max_bytes: int):
+        self.source = source
+        self.shape: tuple[int, int, int] = tuple(int(n) for n in source.shape)  # type: ignore
+        self.chunks: tuple[int, int, int] = tuple(int(c) for c in source.chunks)  # type: ignore
+        self.dtype = np.dtype(source.dtype)
         self.max_bytes = max(0, int(max_bytes))
         self._lock = threading.Lock()
         self._data: OrderedDict[ChunkIndex, np.ndarray] = OrderedDict()
@@ -51,7 +59,16 @@ class ChunkCache:
         self._seen: set[ChunkIndex] = set()
         self.fetches = 0
         self.hits = 0
-        self._chunk_file = _raw_chunk_files(array)
+        self._volume = hasattr(source, "chunk_file")  # else a zarr array
+        if self._volume:
+            self._chunk_file, self.name = source.chunk_file, source.store_path
+        else:
+            self._chunk_file, self.name = zarr_chunk_files(source), str(source.store_path)
+
+    @property
+    def array(self) -> zarr.Array:
+        """The zarr array (a Volume's opened now if it was not)."""
+        return self.source.array if self._volume else self.source
 
     @property
     def unique_chunks(self) -> int:
@@ -113,7 +130,7 @@ class ChunkCache:
                 chunk = np.ascontiguousarray(self.array[box])
         except Exception as exc:  # decode errors, vanished files: name the chunk
             first = (str(exc).splitlines() or [""])[0]
-            raise ScrollError(f"{self.array.store_path}: cannot read chunk (z, y, x) = "
+            raise ScrollError(f"{self.name}: cannot read chunk (z, y, x) = "
                               f"{index}: {type(exc).__name__}: {first}") from exc
         chunk.setflags(write=False)  # shared between threads: nobody may modify it
         return chunk
@@ -121,7 +138,7 @@ class ChunkCache:
     def _read_file(self, index: ChunkIndex, box: tuple[slice, ...]) -> np.ndarray:
         """Chunk ``index`` from its file (a missing file is the fill value 0), cut to
         the array's edge: the bytes zarr would decode."""
-        chunk = np.empty(self.chunks, dtype=self.array.dtype)
+        chunk = np.empty(self.chunks, dtype=self.dtype)
         path = self._chunk_file(index)
         try:
             with open(path, "rb", buffering=0) as f:
@@ -150,25 +167,6 @@ class ChunkCache:
         region = Region(self, lo, hi)
         region.load(wanted)
         return region.data
-
-
-def _raw_chunk_files(array: zarr.Array) -> Callable[[ChunkIndex], str] | None:
-    """For a local uncompressed C-order zarr v2 ``array`` with fill value 0 and a
-    little-endian (or one-byte) numeric dtype: a function from a chunk index to its
-    file path. None for every other layout."""
-    meta = array.metadata
-    store = array.store
-    if not (isinstance(store, zarr.storage.LocalStore) and meta.zarr_format == 2):
-        return None
-    dtype = np.dtype(array.dtype)
-    if (meta.compressor is not None or meta.filters or meta.order != "C"
-            or dtype.kind not in "uif" or dtype.byteorder == ">"
-            or (dtype.byteorder == "=" and not np.little_endian) or meta.fill_value != 0
-            or meta.dimension_separator not in ("/", ".")):
-        return None
-    root = os.path.join(str(store.root), *[p for p in array.path.split("/") if p])
-    sep = meta.dimension_separator
-    return lambda index: os.path.join(root, sep.join(str(i) for i in index))
 
 
 def cover(lo: Iterable[int], hi: Iterable[int], shape: Iterable[int],
@@ -207,7 +205,7 @@ class Region:
         self.hi = tuple(int(v) for v in hi)
         box = tuple(h - l for l, h in zip(self.lo, self.hi))
         if buffer is None:
-            self.data = np.zeros(box, dtype=cache.array.dtype)
+            self.data = np.zeros(box, dtype=cache.dtype)
         else:
             self.data = buffer[:int(np.prod(box))].reshape(box)
         self._clo = tuple(max(l, 0) for l in self.lo)

@@ -66,7 +66,7 @@ def store_input(store: str | Path | Volume) -> Path | None:
 
 def _volume_box(volume: Volume) -> str:
     """The level's extent in scroll voxels (voxel centres), x, y, z."""
-    shape = volume.array.shape
+    shape = volume.shape
     parts = []
     for axis, name in ((2, "x"), (1, "y"), (0, "z")):
         a = (0 - volume.offset[axis]) / volume.factor[axis]
@@ -134,7 +134,7 @@ def precheck_surface(surface: Any, volume: Volume, store: str) -> None:
     extent = Extent()
     rows = np.unique(np.linspace(0, surface.height - 1,
                                  min(PRECHECK_ROWS, surface.height)).round().astype(int))
-    shape = volume.array.shape
+    shape = volume.shape
     for r in rows:
         data, mapped = surface.read_tile(int(r), int(r) + 1, 0, surface.width)
         points = data.reshape(-1, data.shape[-1])[mapped.reshape(-1)]

@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import tifffile
@@ -95,11 +95,11 @@ class TiffOutputs:
         os.pwrite(self.fds[which], rows,
                   self.offsets[which] + v0 * self.width * self.dtype.itemsize)
 
-    def finish(self) -> None:
-        """Flush every file to disk, then give it its final name."""
+    def finish(self, also: Iterable[tuple[Path, Path]] = ()) -> None:
+        """Flush every file to disk, then give it its final name; ``also``: more
+        finished ``(temporary, final)`` files (previews) committed in the same batch."""
         self._close()
-        for partial, final in zip(self.partial, self.final):
-            atomic.commit(partial, final, durable=True)
+        atomic.commit_many([*zip(self.partial, self.final), *also])
 
     def abort(self) -> None:
         """Close and delete every partial file."""

@@ -100,9 +100,9 @@ def render_tiles(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOut
     tiles_v = -(-surface.height // block_size)
     order = tile_order(tiles_u, tiles_v)
     n_layers = offsets.shape[0]
-    shape = tuple(int(n) for n in volume.array.shape)
+    shape = tuple(int(n) for n in volume.shape)
     factor = np.asarray(volume.factor, dtype=np.float64)
-    box_dtype = np.dtype(volume.array.dtype)
+    box_dtype = np.dtype(volume.dtype)
     # imported here: loading numba and the compiled kernels takes a second, which option
     # errors and --help need not wait for
     from .sampler import box_buffer, plan_tile, sample_group

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, workers
+from . import workers
 from .cache import ChunkCache
 from .errors import ScrollError
 from .layer_checks import precheck_surface, resolved, store_input, surface_inputs
@@ -234,8 +234,8 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
                     ) -> RenderStats:
     volume = store if isinstance(store, Volume) else open_volume(str(store), level)
     store_name = str(store) if not isinstance(store, Volume) else str(
-        getattr(store, "location", "") or store_input(store) or store.array.store_path)
-    dtype = np.dtype(volume.array.dtype)
+        getattr(store, "location", "") or store_input(store) or store.store_path)
+    dtype = np.dtype(volume.dtype)
     if dtype.kind not in "uif":
         raise ScrollError(f"{store_name}: dtype {dtype} cannot be written as layer TIFFs")
     dtype = dtype.newbyteorder("<")
@@ -277,7 +277,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
         check_replaceable_elsewhere(path, recorded)
     _prepare_dirs(out_dir, paths, surface.height * surface.width * dtype.itemsize)
 
-    cache = ChunkCache(volume.array, int(cache_gb * 2**30))
+    cache = ChunkCache(volume, int(cache_gb * 2**30))
     zarr_out = None
     if zarr_output is not None:
         zarr_out = ZarrOutput(zarr_output, offsets.shape[0], surface.height, surface.width,
@@ -304,9 +304,7 @@ def _render_surface(surface: Any, surface_path: str | Path | None,
             # while old files give way to new ones, the manifest covers both sets
             write_manifest(out_dir, sorted(set(earlier) | set(ours)),
                            {"complete": False, "elsewhere": recorded})
-        tiffs.finish()
-        for src, dst in zip(partial, preview_paths):
-            atomic.commit(src, dst, durable=True)
+        tiffs.finish(also=zip(partial, preview_paths))
     except BaseException:
         tiffs.abort()
         if zarr_out is not None:

@@ -3,6 +3,12 @@
 :func:`open_volume` tells how scroll voxel coordinates map to array indices at a level,
 found through the NGFF metadata (``datasets[].path`` and its transforms, read leniently
 by :mod:`.formats`), never by position. Arrays are (z, y, x).
+
+A local store's metadata documents are read straight from its files, and a level whose
+array document has the plain form of :mod:`scrollzarr.chunk_layout` is not opened with
+zarr at all until someone asks for :attr:`Volume.array` (the layer render reads such
+chunk files itself, and importing zarr is a good part of its start-up). Every other
+level, and every remote store, is opened with zarr here, as it always was.
 """
 
 from __future__ import annotations
@@ -10,19 +16,24 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
-import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
 
+from ..chunk_layout import Layout, plain_layout
 from ..errors import ScrollError
-from ..remote import RemoteOptions, open_store
+from ..remote import RemoteOptions
+from ..remote.location import local_path
 from .formats import OWN_KEY, multiscales_of, read_image
 
+if TYPE_CHECKING:
+    import zarr
+    from zarr.abc.store import Store
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Volume:
     """An opened level of a store: the array and how scroll coordinates map onto it.
 
@@ -33,9 +44,15 @@ class Volume:
     user (declared levels found missing and skipped). ``scale`` is the level's (z, y, x)
     scale as the metadata declares it and ``units`` the axes' units (None where an axis
     has none); None and () for a plain array.
+
+    The array: ``shape`` and ``chunks`` (z, y, x, voxels) and ``dtype`` as its metadata
+    declares them; ``chunk_file`` the path of a chunk's file from its (z, y, x) chunk
+    index where the chunks can be read raw from local files (else None);
+    ``store_path`` names the array as zarr does (``file:///.../scroll.zarr/0``);
+    :attr:`array` is the zarr array, opened at the first access if it was not yet.
     """
 
-    array: zarr.Array
+    opener: Callable[[], zarr.Array] = field(repr=False)
     level: str
     factor: tuple[float, float, float]
     offset: tuple[float, float, float]
@@ -43,10 +60,26 @@ class Volume:
     notes: tuple[str, ...] = ()
     scale: tuple[float, float, float] | None = None
     units: tuple[str | None, ...] = ()
+    shape: tuple[int, int, int] = (0, 0, 0)
+    chunks: tuple[int, int, int] = (1, 1, 1)
+    dtype: np.dtype = np.dtype("u1")
+    chunk_file: Callable[[tuple[int, int, int]], str] | None = field(default=None,
+                                                                      repr=False)
+    store_path: str = ""
+    _opened: list = field(default_factory=list, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def array(self) -> zarr.Array:
+        """The level as a zarr array: opened once, the same object at every access."""
+        with self._lock:
+            if not self._opened:
+                self._opened.append(self.opener())
+            return self._opened[0]
 
     def __str__(self) -> str:
         # messages that name "the store" may be handed a Volume: name its location
-        return self.location or str(self.array.store_path)
+        return self.location or self.store_path
 
     def to_index(self, zyx: np.ndarray) -> np.ndarray:
         """Map an ``(..., 3)`` array of (z, y, x) scroll voxel coordinates to array
@@ -75,7 +108,7 @@ def open_volume(location: str | os.PathLike, level: str | int | None = None,
     name = str(location)
     if isinstance(level, int) and not isinstance(level, bool):
         level = str(level)
-    store = open_store(location, options)
+    store = _Source(location, options)
     zarr_format, kind, attrs = _root(store, name)
     if kind == "array":
         if level not in (None, "0"):
@@ -83,7 +116,9 @@ def open_volume(location: str | os.PathLike, level: str | int | None = None,
                               "this is a single array")
         arr = _open_array(store, name, zarr_format, "")
         origin = (attrs.get(OWN_KEY) or {}).get("origin_zyx", [0, 0, 0])
-        return Volume(arr, "", (1.0, 1.0, 1.0), tuple(-float(o) for o in origin), name)
+        return Volume(level="", factor=(1.0, 1.0, 1.0),
+                      offset=tuple(-float(o) for o in origin), location=name,
+                      **arr._asdict())
     image = read_image(attrs, name)
     if image is None:
         raise ScrollError(f"{name}: a zarr group without OME-NGFF multiscales metadata")
@@ -115,17 +150,62 @@ def open_volume(location: str | os.PathLike, level: str | int | None = None,
                                                   for a in range(3))
     factor = tuple(u / s for u, s in zip(unit, dataset.scale))
     offset = tuple(-t / s for t, s in zip(dataset.translation, dataset.scale))
-    return Volume(arr, dataset.path, factor, offset, name, tuple(notes),
-                  tuple(dataset.scale), tuple(image.units[-3:]))
+    return Volume(level=dataset.path, factor=factor, offset=offset, location=name,
+                  notes=tuple(notes), scale=tuple(dataset.scale),
+                  units=tuple(image.units[-3:]), **arr._asdict())
 
 
-def _json(store, name: str, key: str) -> dict | None:
+class _Source:
+    """Where :func:`open_volume` reads: a local directory's files directly (its zarr
+    store made only when an array needs zarr), else the remote zarr store."""
+
+    def __init__(self, location: str | os.PathLike, options: RemoteOptions | None):
+        self.location, self.options = location, options
+        self.root = local_path(location)  # None for a URL
+        self._store = None
+        if self.root is None:
+            self.store()  # a URL's own checks, before anything is fetched
+
+    def store(self) -> Store:
+        """The zarr store (:func:`scrollzarr.remote.open_store`), made once."""
+        if self._store is None:
+            from ..remote import open_store
+
+            self._store = open_store(self.location, self.options)
+        return self._store
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes of ``key``, or None when it does not exist (as zarr's stores say)."""
+        if self.root is not None:
+            try:
+                return (self.root / key).read_bytes()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None  # what zarr's LocalStore answers for these
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        buf = sync(self.store().get(key, default_buffer_prototype()))
+        return None if buf is None else buf.to_bytes()
+
+
+class _Array(NamedTuple):
+    """The array fields of a :class:`Volume`."""
+
+    opener: Callable[[], zarr.Array]
+    shape: tuple[int, int, int]
+    chunks: tuple[int, int, int]
+    dtype: np.dtype
+    chunk_file: Callable[[tuple[int, int, int]], str] | None
+    store_path: str
+
+
+def _json(store: _Source, name: str, key: str) -> dict | None:
     """The JSON document ``key`` of ``store``, or None when it does not exist."""
-    buf = sync(store.get(key, default_buffer_prototype()))
-    if buf is None:
+    data = store.get(key)
+    if data is None:
         return None
     try:
-        doc = json.loads(buf.to_bytes())
+        doc = json.loads(data)
     except ValueError:
         raise ScrollError(f"{name}: {key} is not valid JSON") from None
     if not isinstance(doc, dict):
@@ -150,19 +230,57 @@ def _root(store, name: str) -> tuple[int, str, dict]:
                       ".zattrs)")
 
 
-def _open_array(store, name: str, zarr_format: int, path: str) -> zarr.Array | None:
-    """The 3-D array at ``path`` of ``store``, or None when its metadata is absent."""
+def _open_array(store: _Source, name: str, zarr_format: int, path: str) -> _Array | None:
+    """The 3-D array at ``path`` of ``store``, or None when its metadata is absent: not
+    opened yet when it has the plain form :func:`_plain` recognises, else opened with
+    zarr now (its errors raised as :class:`ScrollError` naming the level)."""
     where = f"{name}: level {path!r}" if path else name
     key = f"{path}/" if path else ""
     meta = _json(store, name, key + ("zarr.json" if zarr_format == 3 else ".zarray"))
     if meta is None:
         return None
+    layout = _plain(store, meta, zarr_format, path)
+    if layout is not None:
+        root = f"file://{store.root.as_posix()}".rstrip("/")
+        return _Array(lambda: _zarr_array(store, where, zarr_format, path, meta),
+                      layout.shape, layout.chunks, layout.dtype, layout.chunk_file,
+                      f"{root}/{path}".rstrip("/"))  # how zarr's StorePath prints
+    from ..chunk_layout import zarr_chunk_files
+
+    arr = _zarr_array(store, where, zarr_format, path, meta)
+    return _Array(lambda: arr, tuple(int(n) for n in arr.shape),
+                  tuple(int(c) for c in arr.chunks), np.dtype(arr.dtype),
+                  zarr_chunk_files(arr), str(arr.store_path))
+
+
+def _plain(store: _Source, meta: dict, zarr_format: int, path: str) -> Layout | None:
+    """The :class:`~scrollzarr.chunk_layout.Layout` of a local array whose documents
+    zarr would surely open as they are (see :mod:`scrollzarr.chunk_layout`); else None."""
+    segments = path.split("/") if path else []
+    if store.root is None or any(s in ("", ".", "..") or "\\" in s for s in segments):
+        return None  # remote, or a path zarr would rewrite or refuse
+    if zarr_format == 2 and path:
+        # zarr reads the level's .zattrs too: a broken one must fail there, as before
+        try:
+            _json(store, "", f"{path}/.zattrs")
+        except ScrollError:
+            return None
+    return plain_layout(meta, zarr_format, os.path.join(store.root, *segments))
+
+
+def _zarr_array(store: _Source, where: str, zarr_format: int, path: str,
+                meta: dict) -> zarr.Array:
+    """The array at ``path`` opened with zarr; :class:`ScrollError` naming ``where``
+    for an unknown codec, metadata zarr refuses, or an array that is not 3-D."""
+    import zarr
+
     unknown = _unknown_codecs(meta, zarr_format)
     if unknown:
         raise ScrollError(f"{where}: codec {unknown!r} cannot be decoded by this zarr "
                           f"{zarr.__version__} / numcodecs installation")
     try:
-        arr = zarr.open_array(store=store, path=path, mode="r", zarr_format=zarr_format)
+        arr = zarr.open_array(store=store.store(), path=path, mode="r",
+                              zarr_format=zarr_format)
     except ScrollError:
         raise
     except Exception as exc:  # zarr's errors for broken metadata vary
@@ -177,10 +295,10 @@ def _open_array(store, name: str, zarr_format: int, path: str) -> zarr.Array | N
 def _unknown_codecs(meta: dict, zarr_format: int) -> str | None:
     """The name of the first codec of an array's metadata that cannot be instantiated."""
     if zarr_format == 2:
-        import numcodecs
-
         for config in [meta.get("compressor"), *(meta.get("filters") or [])]:
             if isinstance(config, dict):
+                import numcodecs
+
                 try:
                     numcodecs.get_codec(dict(config))
                 except Exception:  # noqa: BLE001 - unknown id or unusable parameters

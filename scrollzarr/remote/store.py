@@ -24,7 +24,6 @@ import atexit
 import os
 import urllib.parse
 import weakref
-from pathlib import Path
 
 from zarr.abc.store import Store
 from zarr.core.sync import _get_loop as _zarr_loop
@@ -34,6 +33,7 @@ from ..errors import ScrollError
 from .auth import _without_userinfo, basic_auth_header, credentials
 from .cached import CachedStore
 from .diskcache import DiskCache
+from .location import local_path
 from .options import RemoteOptions
 
 #: Seconds to wait for a connection, and for each read of an answer.
@@ -41,11 +41,6 @@ CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 
 _caches: dict[tuple[str, int], DiskCache] = {}
-
-
-def is_remote(location: str | os.PathLike) -> bool:
-    """Whether ``location`` is a URL this module fetches (http, https, s3)."""
-    return urllib.parse.urlsplit(str(location)).scheme in ("http", "https", "s3")
 
 
 def open_store(location: str | os.PathLike, options: RemoteOptions | None = None) -> Store:
@@ -60,12 +55,8 @@ def open_store(location: str | os.PathLike, options: RemoteOptions | None = None
     options = options or RemoteOptions()
     text = str(location)
     parts = urllib.parse.urlsplit(text)
-    if "://" not in text or parts.scheme == "file":
-        path = Path(urllib.parse.unquote(parts.path) if parts.scheme == "file" else text)
-        if not path.exists():
-            raise ScrollError(f"{text}: no such file or directory")
-        if not path.is_dir():
-            raise ScrollError(f"{text}: not a zarr store (not a directory)")
+    path = local_path(location)
+    if path is not None:
         return LocalStore(path, read_only=True)
     if parts.scheme not in ("http", "https", "s3"):
         raise ScrollError(f"{_without_userinfo(text)}: unsupported location (expected a "

@@ -99,6 +99,7 @@ def _render(args: argparse.Namespace, surface) -> None:
         store = args.store
     for note in getattr(store, "notes", ()):
         cli.note(note, args.quiet)
+    _skip_numba_blas_check()
     stats = render_layers(
         surface, store, args.out_dir, args.stack,
         number_of_layers=args.number_of_layers,
@@ -114,6 +115,28 @@ def _render(args: argparse.Namespace, surface) -> None:
              f"{where} ({stats.samples / max(stats.seconds, 1e-9):.3g} samples/s, "
              f"{stats.chunk_fetches} chunk reads of {stats.unique_chunks} chunks)",
              args.quiet)
+
+
+def _skip_numba_blas_check() -> None:
+    """Let numba load its numpy support without importing scipy.linalg.
+
+    Before the first compiled kernel runs, numba imports ``numba.np.arraymath``, which
+    checks for a BLAS by importing ``scipy.linalg.cython_blas``: all of scipy.linalg and
+    numpy.f2py, 0.1-0.35 s of a render's start-up. Our kernels use no linear algebra, so
+    this process answers the check "no BLAS" (numba then only computes np.convolve and
+    np.correlate with its own loop) and lifts the block at once: numba's linear algebra
+    still imports scipy when something compiles it. Only here, in the command: a library
+    user's own numba code must see the real answer.
+    """
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules or "numba.np.arraymath" in sys.modules:
+        return  # scipy is loaded already, or numba has checked already
+    sys.modules[name] = None  # importing it now raises ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401  (runs the check)
+    finally:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def entry(argv: list[str] | None = None) -> int:
