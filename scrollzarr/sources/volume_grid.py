@@ -26,8 +26,8 @@ import tifffile
 
 from .. import chunkio, decode, journal
 from ..errors import ScrollError
-from ..slices import (CELL_NAME, Key, cell_index, check_regular_files,  # noqa: F401
-                      is_volume_grid, refuse_cells)  # (the last two: public here too)
+from ..slices import CELL_NAME, Key, cell_index, check_regular_files
+from ..slices import is_volume_grid  # noqa: F401  (public here too: the cell rules live in slices)
 
 #: Edge of a cell in voxels on every axis.
 CELL = 500
