@@ -180,6 +180,7 @@ def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
             tifffile.imwrite(layout, data, **kwargs)
             size = len(layout.getbuffer())
             atomic.page_buffer(size).write(layout.getbuffer())
+            layout.seek(0)  # TiffFile reads a stream from where it stands
     with tifffile.TiffFile(layout) as written:
         if not _is_output_for(written, size, header):
             raise ScrollError(_NOT_AN_OUTPUT)

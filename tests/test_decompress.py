@@ -337,3 +337,39 @@ def test_too_little_free_space_is_refused_before_writing(tmp_path):
     assert proc.returncode == 1
     assert "not enough free space" in proc.stderr and "--ignore_free_space" in proc.stderr
     assert listing(out) == []
+
+
+def test_output_is_byte_identical_to_tifffiles_own_uncompressed_write(tmp_path):
+    """The output is laid out as tifffile's header with the pixels decoded behind it:
+    byte for byte the file tifffile writes for the decoded pixels and the kept tags."""
+    import io
+
+    from scrollzarr.slice_rewrite import _tags_to_keep
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    data = random_volume((1, 70, 90), seed=3, high=4000)[0].astype(np.uint16)
+    tifffile.imwrite(src / "a.tif", data, compression="lzw", rowsperstrip=16,
+                     photometric="minisblack", description="scan a", **TAGS)
+    run_script(SCRIPT, src, out, "--quiet", check=True)
+    expected = io.BytesIO()
+    with tifffile.TiffFile(src / "a.tif") as tif:
+        tifffile.imwrite(expected, tif.pages.first.asarray(), byteorder="<", metadata=None,
+                         **_tags_to_keep(tif.pages.first))
+    assert (out / "a.tif").read_bytes() == expected.getvalue()
+
+
+def test_a_header_larger_than_the_buffers_headroom_is_still_written_whole(tmp_path):
+    """A description of 2 MiB does not fit before the pixels in the reused buffer: the
+    file is written by tifffile as a whole instead, tags and pixels kept."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    data = random_volume((1, 40, 50), seed=4, high=60000)[0].astype(np.uint16)
+    description = "x" * (2 << 20)
+    tifffile.imwrite(src / "a.tif", data, compression="lzw", description=description,
+                     metadata=None)
+    run_script(SCRIPT, src, out, "--quiet", "--verify", check=True)
+    with tifffile.TiffFile(out / "a.tif") as tif:
+        assert tif.pages.first.description == description
+        assert tif.pages.first.is_memmappable
+    np.testing.assert_array_equal(tifffile.memmap(out / "a.tif", mode="r"), data)
