@@ -145,6 +145,7 @@ def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = Fa
 
 #: Room in the page buffer for the output's header and tags before its pixels.
 _HEADROOM = 1 << 20
+_ZEROS = bytes(_HEADROOM)
 
 
 def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
@@ -161,6 +162,10 @@ def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
         page = tif.pages.first
         kwargs = dict(byteorder=_NATIVE, metadata=None, **_tags_to_keep(page))
         buffer = atomic.page_buffer(header.nbytes + _HEADROOM)
+        # tifffile skips its padding by seeking, as over a new file's zeros: clear the
+        # previous file's header, or its bytes would show through the gaps
+        buffer.write(_ZEROS)
+        buffer.seek(0)
         try:
             offset, count = tifffile.imwrite(buffer, None, shape=header.shape,
                                              dtype=header.dtype, returnoffset=True,

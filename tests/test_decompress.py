@@ -373,3 +373,29 @@ def test_a_header_larger_than_the_buffers_headroom_is_still_written_whole(tmp_pa
         assert tif.pages.first.description == description
         assert tif.pages.first.is_memmappable
     np.testing.assert_array_equal(tifffile.memmap(out / "a.tif", mode="r"), data)
+
+
+def test_a_reused_buffer_leaves_nothing_of_the_previous_file_in_the_next(tmp_path):
+    """One thread rewrites a file with a long header, then one with a short header: the
+    second output is still byte for byte tifffile's own write (tifffile leaves padding
+    gaps unwritten, so the buffer must not hold the first file's bytes there)."""
+    import io
+
+    from scrollzarr.slice_rewrite import _tags_to_keep, decompress_file, read_input_header
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    big = np.full((30, 40), 0xFFFF, np.uint16)
+    tifffile.imwrite(src / "a.tif", big, compression="lzw", description="d" * 5000,
+                     metadata=None, datetime="2023:01:02 03:04:05")
+    small = random_volume((1, 30, 40), seed=5, high=900)[0].astype(np.uint16)
+    tifffile.imwrite(src / "b.tif", small, compression="lzw", metadata=None,
+                     resolution=((1000, 3), (7, 2)), resolutionunit="CENTIMETER")
+    for name in ("a.tif", "b.tif"):  # in this thread, one after the other
+        decompress_file(src / name, out / name, read_input_header(src / name))
+        expected = io.BytesIO()
+        with tifffile.TiffFile(src / name) as tif:
+            tifffile.imwrite(expected, tif.pages.first.asarray(), byteorder="<",
+                             metadata=None, **_tags_to_keep(tif.pages.first))
+        assert (out / name).read_bytes() == expected.getvalue(), name
