@@ -154,11 +154,11 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
     return False
 
 
-def write_page_buffer(path: str | Path, size: int) -> bool:
-    """Write the first ``size`` bytes of this thread's :func:`page_buffer` as the new file
-    ``path`` (for a caller that built the file's content there, so nothing is copied);
+def write_pages(path: str | Path, buffer: mmap.mmap, size: int) -> bool:
+    """Write the first ``size`` bytes of ``buffer`` (a :func:`page_buffer`, in which the
+    caller built the file's content, so nothing is copied) as the new file ``path``;
     return whether ``O_DIRECT`` was used. Not flushed (no fsync)."""
-    memory = memoryview(_local.buffer)
+    memory = memoryview(buffer)
     if _DIRECT and _write_unbuffered(path, memory[:_pages(size)], size):
         return True
     with open(path, "wb") as f:
@@ -201,7 +201,7 @@ def page_buffer(nbytes: int) -> mmap.mmap:
     """This thread's page-aligned buffer of at least ``nbytes`` (whole pages), reused
     across files (fresh pages per file cost more system time than a copy), positioned at
     0. It is a file-like object as well as a buffer: a TIFF writer can lay a file out in
-    it and :func:`write_page_buffer` write it. Contents undefined; the next call from
+    it and :func:`write_pages` write it. Contents undefined; the next call from
     the same thread may replace it."""
     memory = getattr(_local, "buffer", None)
     if memory is None or len(memory) < nbytes:

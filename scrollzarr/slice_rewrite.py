@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import shutil
 import sys
 import threading
@@ -136,8 +137,8 @@ def decompress_file(src: Path, dst: Path, header: SliceHeader, verify: bool = Fa
                 raise ScrollError("verify: the written pixels differ from the input's")
             return "copied"
         with slots or contextlib.nullcontext():
-            size, data = _lay_out(src, header)
-        atomic.write_page_buffer(tmp, size)  # the disk's time, outside the slot
+            buffer, size, data = _lay_out(src, header)
+        atomic.write_pages(tmp, buffer, size)  # the disk's time, outside the slot
         if verify and not np.array_equal(tifffile.memmap(tmp, mode="r"), data):
             raise ScrollError("verify: the written pixels differ from the input's")
     return "decompressed"
@@ -148,14 +149,14 @@ _HEADROOM = 1 << 20
 _ZEROS = bytes(_HEADROOM)
 
 
-def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
+def _lay_out(src: Path, header: SliceHeader) -> tuple[mmap.mmap, int, np.ndarray]:
     """Lay the uncompressed output for ``src`` out in this thread's page buffer
-    (:func:`scrollzarr.atomic.page_buffer`) and return its size in bytes and its pixels
-    (a view of the buffer, valid until this thread's next file).
+    (:func:`scrollzarr.atomic.page_buffer`) and return that buffer, the file's size in
+    bytes and its pixels (valid until this thread's next file).
 
     The layout is tifffile's header of an empty image of the input's shape, dtype and
-    tags, with the pixels decoded straight behind it (no zeros written, no copy of the
-    pixels). A layout where tifffile puts anything after the pixels, or whose header
+    tags, with the pixels decoded straight behind it (the pixel region is neither
+    zero-filled nor copied). A layout where tifffile puts anything after the pixels, or whose header
     does not fit the headroom, is written by tifffile as a whole file instead and copied
     into the buffer. The header is checked either way (:func:`_is_output_for`)."""
     with tifffile.TiffFile(src) as tif:
@@ -184,12 +185,13 @@ def _lay_out(src: Path, header: SliceHeader) -> tuple[int, np.ndarray]:
             layout = io.BytesIO()
             tifffile.imwrite(layout, data, **kwargs)
             size = len(layout.getbuffer())
-            atomic.page_buffer(size).write(layout.getbuffer())
+            buffer = atomic.page_buffer(size)
+            buffer.write(layout.getbuffer())
             layout.seek(0)  # TiffFile reads a stream from where it stands
     with tifffile.TiffFile(layout) as written:
         if not _is_output_for(written, size, header):
             raise ScrollError(_NOT_AN_OUTPUT)
-    return size, data
+    return buffer, size, data
 
 
 def outputs_match(src: Path, dst: Path) -> bool:
