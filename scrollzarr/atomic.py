@@ -25,20 +25,18 @@ import contextlib
 import errno
 import mmap
 import os
-import threading
 import uuid
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import workers
+from . import scratch, workers
 
 #: Suffix of a file still being written (zarr's LocalStore uses the same).
 PARTIAL = ".partial"
 _DIRECT = getattr(os, "O_DIRECT", 0)
 _PAGE = mmap.PAGESIZE
-_local = threading.local()
 
 
 def temporary_name(path: str | Path) -> str:
@@ -131,7 +129,7 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
     a fraction of the disk's speed on our machines (every page-cache page is fresh
     memory), and a 2 TB conversion would only evict the page cache. It needs page-aligned
     memory and lengths: one part that already is goes out as it is, anything else is
-    copied into this thread's reused page-aligned buffer (:func:`page_buffer`), padded
+    copied into this thread's reused page-aligned buffer (:mod:`scrollzarr.scratch`), padded
     and truncated back. File systems without it (tmpfs) get a plain buffered write. Not
     flushed (no fsync).
     """
@@ -141,7 +139,7 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
         if len(views) == 1 and size % _PAGE == 0 and _address(views[0]) % _PAGE == 0:
             memory = views[0]
         else:
-            memory = memoryview(page_buffer(size))[:_pages(size)]
+            memory = memoryview(scratch.buffer("atomic.direct", size))[:scratch.pages(size)]
             position = 0
             for view in views:
                 memory[position:position + len(view)] = view
@@ -155,11 +153,12 @@ def write_direct(path: str | Path, parts: Sequence, direct: bool = True) -> bool
 
 
 def write_pages(path: str | Path, buffer: mmap.mmap, size: int) -> bool:
-    """Write the first ``size`` bytes of ``buffer`` (a :func:`page_buffer`, in which the
-    caller built the file's content, so nothing is copied) as the new file ``path``;
-    return whether ``O_DIRECT`` was used. Not flushed (no fsync)."""
+    """Write the first ``size`` bytes of ``buffer`` (page-aligned memory such as a
+    :func:`scrollzarr.scratch.buffer`, in which the caller built the file's content, so
+    nothing is copied) as the new file ``path``; return whether ``O_DIRECT`` was used.
+    Not flushed (no fsync)."""
     memory = memoryview(buffer)
-    if _DIRECT and _write_unbuffered(path, memory[:_pages(size)], size):
+    if _DIRECT and _write_unbuffered(path, memory[:scratch.pages(size)], size):
         return True
     with open(path, "wb") as f:
         f.write(memory[:size])
@@ -190,21 +189,3 @@ def _write_unbuffered(path: str | Path, memory: memoryview, size: int) -> bool:
 
 def _address(view: memoryview) -> int:
     return np.frombuffer(view, np.uint8).ctypes.data if len(view) else 0
-
-
-def _pages(size: int) -> int:
-    """``size`` rounded up to whole pages (at least one)."""
-    return max(-(-size // _PAGE) * _PAGE, _PAGE)
-
-
-def page_buffer(nbytes: int) -> mmap.mmap:
-    """This thread's page-aligned buffer of at least ``nbytes`` (whole pages), reused
-    across files (fresh pages per file cost more system time than a copy), positioned at
-    0. It is a file-like object as well as a buffer: a TIFF writer can lay a file out in
-    it and :func:`write_pages` write it. Contents undefined; the next call from
-    the same thread may replace it."""
-    memory = getattr(_local, "buffer", None)
-    if memory is None or len(memory) < nbytes:
-        memory = _local.buffer = mmap.mmap(-1, _pages(nbytes))
-    memory.seek(0)
-    return memory

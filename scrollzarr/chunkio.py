@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, store
+from . import atomic, scratch, store
 
 Region = tuple[slice, slice, slice]
 
@@ -47,27 +47,10 @@ def remove_partial_files(root: str) -> int:
     return count
 
 
-def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread buffer called ``name``, reused across tasks and grown when needed,
-    page-aligned: allocating and first touching hundreds of MB per task costs more than
-    the work on our machines, and O_DIRECT writes need aligned memory."""
-    bufs = getattr(_local, "bufs", None)
-    if bufs is None:
-        bufs = _local.bufs = {}
-    dtype = np.dtype(dtype)
-    count = int(np.prod(shape))
-    memory = bufs.get(name)
-    if memory is None or len(memory) < count * dtype.itemsize:
-        memory = bufs[name] = mmap.mmap(-1, max(count * dtype.itemsize, 1))
-    return np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
-
-
 def release_scratch() -> None:
     """Free this thread's scratch buffers (the next stage needs other sizes) and the
     idle write-behind buffers."""
-    bufs = getattr(_local, "bufs", None)
-    if bufs:
-        bufs.clear()
+    scratch.release()
     with _queued:
         _free.clear()
 
@@ -237,7 +220,7 @@ class RawLevel:
         if out is None:
             out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
         cz, cy, cx = self.chunks
-        buf = scratch("chunk", self.chunks, self.dtype)
+        buf = scratch.array("chunkio.chunk", self.chunks, self.dtype)
         plane = cy * cx * self.dtype.itemsize
         for iz, iy, ix in self._grid(region):
             zs = slice(max(region[0].start, iz * cz), min(region[0].stop, (iz + 1) * cz))

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from dataclasses import dataclass
 
 import imagecodecs
 import numpy as np
 import tifffile
+
+from . import scratch
 
 #: Codecs that libtiff decodes faster than tifffile here (LZW, adobe deflate, deflate).
 LIBTIFF_CODECS = frozenset({5, 8, 32946})
@@ -54,7 +55,7 @@ def decode_page(tif: tifffile.TiffFile, out: np.ndarray | None = None) -> np.nda
     # libtiff reads the (single-page) file itself: no copies of strips or rows; the
     # file goes into a reused buffer (fresh pages for every file cost system time)
     fh = tif.filehandle
-    data = _buffer("file", fh.size)
+    data = scratch.array("decode.file", (fh.size,), np.uint8)
     fh.seek(0)
     if fh.readinto(data) != fh.size:
         raise OSError(f"{fh.path}: file shorter than its size")
@@ -118,18 +119,6 @@ def strip_bytes(layout: StripLayout, y0: int, y1: int) -> int:
     return int(sum(layout.counts[y0 // per:(y1 - 1) // per + 1]))
 
 
-_local = threading.local()
-
-
-def _buffer(name: str, nbytes: int) -> np.ndarray:
-    """A per-thread uint8 scratch array of ``nbytes``, reused and grown as needed."""
-    bufs = _local.__dict__.setdefault("bufs", {})
-    buf = bufs.get(name)
-    if buf is None or buf.size < nbytes:
-        buf = bufs[name] = np.empty(max(nbytes, 1 << 16), dtype=np.uint8)
-    return buf[:nbytes]
-
-
 def decode_strip_rows(fd: int, layout: StripLayout, y0: int, y1: int,
                       out: np.ndarray) -> np.ndarray:
     """Decode rows ``y0:y1`` (all columns) of the slice open as ``fd`` into ``out``
@@ -142,7 +131,7 @@ def decode_strip_rows(fd: int, layout: StripLayout, y0: int, y1: int,
     rows = min((last + 1) * per, layout.height) - top
     counts = layout.counts[first:last + 1]
     head = _strip_header(layout, rows, counts)
-    image = _buffer("strips", len(head) + sum(counts))
+    image = scratch.array("decode.strips", (len(head) + sum(counts),), np.uint8)
     image[:len(head)] = np.frombuffer(head, dtype=np.uint8)
     position = len(head)
     spans = []  # (file offset, buffer part): strips back to back make one span
@@ -160,9 +149,8 @@ def decode_strip_rows(fd: int, layout: StripLayout, y0: int, y1: int,
     if whole and out.dtype == layout.dtype and out.flags.c_contiguous:
         imagecodecs.tiff_decode(image, out=out)  # straight into the caller's rows
         return out
-    target = _buffer("rows", rows * layout.width * layout.dtype.itemsize)
-    decoded = imagecodecs.tiff_decode(
-        image, out=target.view(layout.dtype).reshape(rows, layout.width))
+    target = scratch.array("decode.rows", (rows, layout.width), layout.dtype)
+    decoded = imagecodecs.tiff_decode(image, out=target)
     out[...] = decoded[y0 - top:y1 - top]
     return out
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import progress, workers
+from . import progress, scratch, workers
 from .cache import ChunkCache, Region
 from .errors import ScrollError
 from .layer_checks import Extent, check_inside, outside_error
@@ -105,7 +105,7 @@ def render_tiles(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOut
     box_dtype = np.dtype(volume.dtype)
     # imported here: loading numba and the compiled kernels takes a second, which option
     # errors and --help need not wait for
-    from .sampler import box_buffer, plan_tile, sample_group
+    from .sampler import plan_tile, sample_group
 
     def sink(v0: int, strip: np.ndarray, mapped: int) -> None:
         image = None
@@ -165,7 +165,7 @@ def render_tiles(surface: Any, volume: Volume, cache: ChunkCache, tiffs: TiffOut
                 box = None
                 if g.lo is not None:
                     size = math.prod(h - l for l, h in zip(g.lo, g.hi))
-                    region = Region(cache, g.lo, g.hi, box_buffer(size, box_dtype))
+                    region = Region(cache, g.lo, g.hi, scratch.array("layer_tiles.box", (size,), box_dtype))
                     region.load(g.wanted, t.fetched)
                     box = region.data
                 nonzero += sample_group(g, box, t.base, t.normal, offsets, shape, t.rows,

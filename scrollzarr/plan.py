@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import chunkio, progress, pyramid, window, workers
+from . import chunkio, progress, pyramid, scratch, window, workers
 from .sources.base import Source, chunks_of
 
 Span = tuple[int, int]
@@ -329,7 +329,7 @@ def _compute_task(job: Job, task: Task) -> int:
     else:
         src = chunkio.open_level(job.arrays[task.level - 1])
         region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
-        out = chunkio.scratch("source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
+        out = scratch.array("plan.source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
         block = src.read(region, out)
         context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)), context_y, (0, 0))
         block = _write_level(job, task, task.level, block, context)
@@ -371,7 +371,7 @@ def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | N
                                   ((a - sa, sb - b), context_y, (0, 0)))
         if level1 is None:
             (l0, l1), _ = task.region(1)
-            level1 = chunkio.scratch("level1", (l1 - l0,) + part.shape[1:], part.dtype)
+            level1 = scratch.array("plan.level1", (l1 - l0,) + part.shape[1:], part.dtype)
         level1[(a - z0) // 2:(a - z0) // 2 + part.shape[0]] = part
     if level1 is not None:
         (lz0, _), (ly0, _) = task.region(1)
@@ -385,7 +385,7 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
     (z0, z1), (y0, y1) = z, y
     cz, cy, cx = job.crop
     nx = job.shapes[0][2]
-    out = chunkio.scratch("slab", (z1 - z0, y1 - y0, nx), job.dtype)
+    out = scratch.array("plan.slab", (z1 - z0, y1 - y0, nx), job.dtype)
     fz0, fz1 = job.source.filled()
     a, b = min(max(fz0 - cz, z0), z1), max(min(fz1 - cz, z1), z0)  # the planes it has
     out[:a - z0] = 0
@@ -403,7 +403,7 @@ def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:
     zi = a
     while zi < b:
         end = min(b, ((cz + zi) // step + 1) * step - cz)
-        planes = chunkio.scratch("plane", (end - zi, y1 - y0, nx), job.source.dtype)
+        planes = scratch.array("plan.plane", (end - zi, y1 - y0, nx), job.source.dtype)
         job.source.read((cz + zi, cz + end), rows, cols, planes)
         map_values(job, planes, out[zi - z0:end - z0])
         zi = end

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,19 +286,6 @@ def plan_tile(base: np.ndarray, normal: np.ndarray, offsets: np.ndarray,
               np.asarray(first, dtype=np.int64), wanted)
         groups.append(Group(k0, k1, p0, p1, box_lo, box_hi, first, wanted))
     return groups
-
-
-_local = threading.local()
-
-
-def box_buffer(size: int, dtype: np.dtype) -> np.ndarray:
-    """A per-thread scratch array of at least ``size`` elements of ``dtype``, reused by
-    every tile the thread renders (contents undefined)."""
-    buf = getattr(_local, "box", None)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.empty(max(size, 0), dtype=dtype)
-        _local.box = buf
-    return buf[:size]
 
 
 def sample_group(group: Group, box: np.ndarray | None, base: np.ndarray,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from . import atomic, decode
+from . import atomic, decode, scratch
 from .errors import ScrollError, read_errors
 
 PARTIAL = atomic.PARTIAL  # suffix of outputs still being written
@@ -151,7 +151,7 @@ _ZEROS = bytes(_HEADROOM)
 
 def _lay_out(src: Path, header: SliceHeader) -> tuple[mmap.mmap, int, np.ndarray]:
     """Lay the uncompressed output for ``src`` out in this thread's page buffer
-    (:func:`scrollzarr.atomic.page_buffer`) and return that buffer, the file's size in
+    (:func:`scrollzarr.scratch.buffer`) and return that buffer, the file's size in
     bytes and its pixels (valid until this thread's next file).
 
     The layout is tifffile's header of an empty image of the input's shape, dtype and
@@ -162,7 +162,7 @@ def _lay_out(src: Path, header: SliceHeader) -> tuple[mmap.mmap, int, np.ndarray
     with tifffile.TiffFile(src) as tif:
         page = tif.pages.first
         kwargs = dict(byteorder=_NATIVE, metadata=None, **_tags_to_keep(page))
-        buffer = atomic.page_buffer(header.nbytes + _HEADROOM)
+        buffer = scratch.buffer("slice_rewrite.file", header.nbytes + _HEADROOM)
         # tifffile skips its padding by seeking, as over a new file's zeros: clear the
         # previous file's header, or its bytes would show through the gaps
         buffer.write(_ZEROS)
@@ -185,7 +185,7 @@ def _lay_out(src: Path, header: SliceHeader) -> tuple[mmap.mmap, int, np.ndarray
             layout = io.BytesIO()
             tifffile.imwrite(layout, data, **kwargs)
             size = len(layout.getbuffer())
-            buffer = atomic.page_buffer(size)
+            buffer = scratch.buffer("slice_rewrite.file", size)
             buffer.write(layout.getbuffer())
             layout.seek(0)  # TiffFile reads a stream from where it stands
     with tifffile.TiffFile(layout) as written:

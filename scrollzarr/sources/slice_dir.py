@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import chunkio, journal, slices
+from .. import journal, scratch, slices
 from ..errors import ScrollError
 from .base import Span
 
@@ -78,7 +78,7 @@ class SliceSource:
             elif full:
                 slices.read_rows(Path(path), y0, y1, out=out[i])
             else:
-                rows = chunkio.scratch("rows", (y1 - y0, self.width), out.dtype)
+                rows = scratch.array("slice_dir.rows", (y1 - y0, self.width), out.dtype)
                 out[i] = slices.read_rows(Path(path), y0, y1, out=rows)[:, x0:x1]
         return out
 

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import tifffile
 
-from .. import chunkio, decode, journal
+from .. import decode, journal, scratch
 from ..errors import ScrollError
 from ..slices import CELL_NAME, Key, cell_index, check_regular_files
 from ..slices import is_volume_grid  # noqa: F401  (public here too: the cell rules live in slices)
@@ -319,7 +319,7 @@ def _read_raw(path: str, layout: tuple[tuple[int, ...], np.dtype], pages: tuple[
     itemsize = dtype.itemsize
     direct = c0 == 0 and c1 == width and out[0].flags.c_contiguous
     buffer = None if direct else \
-        chunkio.scratch("cell_rows", (r1 - r0, width), dtype.newbyteorder("="))
+        scratch.array("volume_grid.rows", (r1 - r0, width), dtype.newbyteorder("="))
     done = 0
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -350,7 +350,7 @@ def _read_decoded(path: str, pages: tuple[int, int], rows: tuple[int, int],
             done = 0
             for i, index in enumerate(range(*pages)):
                 page = tif.pages[index]
-                buffer = chunkio.scratch("cell_rows", (r1 - r0, page.shape[1]),
+                buffer = scratch.array("volume_grid.rows", (r1 - r0, page.shape[1]),
                                          np.dtype(page.dtype).newbyteorder("="))
                 before = fh.count
                 decode.decode_rows(tif, page, r0, r1, buffer)
