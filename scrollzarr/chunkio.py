@@ -99,7 +99,7 @@ def _take_buffer(nbytes: int) -> mmap.mmap:
         idle = _free.get(nbytes)
         if idle:
             return idle.pop()
-    return mmap.mmap(-1, nbytes)
+    return scratch.anonymous(nbytes)
 
 
 def _give_back(memory: mmap.mmap) -> None:
@@ -154,6 +154,23 @@ def _nonzero(buf: np.ndarray) -> bool:
     flat = buf.reshape(-1).view(np.uint8)
     n = flat.size // 8 * 8
     return bool(flat[:n].view(np.uint64).max(initial=0) or flat[n:].max(initial=0))
+
+
+def _prefetch(paths) -> None:
+    """Ask the kernel to read ``paths`` (chunk files) into the page cache in the
+    background: a task then reads its region at the disk's full queue depth instead of
+    one chunk at a time (the level a stage reads was written straight to the disk)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 class RawLevel:
@@ -222,6 +239,7 @@ class RawLevel:
         cz, cy, cx = self.chunks
         buf = scratch.array("chunkio.chunk", self.chunks, self.dtype)
         plane = cy * cx * self.dtype.itemsize
+        _prefetch(self._chunk_path(index) for index in self._grid(region))
         for iz, iy, ix in self._grid(region):
             zs = slice(max(region[0].start, iz * cz), min(region[0].stop, (iz + 1) * cz))
             ys = slice(max(region[1].start, iy * cy), min(region[1].stop, (iy + 1) * cy))

@@ -3,9 +3,10 @@
 Allocating and first touching hundreds of MB for every task costs more system time than
 the work itself on our machines (every fresh page is faulted in and zeroed), so hot
 loops keep their working buffers per thread, by name, and grow them when needed. The
-memory is anonymous ``mmap``: page-aligned, as ``O_DIRECT`` writes need, and usable as
-a file object too (a TIFF writer can lay a file out in it). Names are prefixed by the
-module that uses them, so that nested users in one thread never share a buffer.
+memory is anonymous ``mmap`` (:func:`anonymous`): page-aligned, as ``O_DIRECT`` writes
+need, and usable as a file object too (a TIFF writer can lay a file out in it). Names are
+prefixed by the module that uses them, so that nested users in one thread never share a
+buffer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,22 @@ def pages(nbytes: int) -> int:
     return max(-(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE, mmap.PAGESIZE)
 
 
+def anonymous(nbytes: int) -> mmap.mmap:
+    """New private anonymous memory of ``nbytes`` (its length; page-aligned), zero-filled,
+    backed by transparent huge pages where the kernel offers them.
+
+    Python's default ``mmap.mmap(-1, n)`` is shared memory, which the kernel faults in 4
+    KiB at a time: first touching 256 MiB took 0.19 s here against 0.03 s with private
+    huge pages (``numpy.empty`` advises huge pages for large arrays the same way)."""
+    memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            memory.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel without transparent huge pages
+            pass
+    return memory
+
+
 def buffer(name: str, nbytes: int) -> mmap.mmap:
     """This thread's buffer ``name`` of at least ``nbytes`` bytes (whole pages),
     positioned at 0. Contents undefined; a later call with the same name from the same
@@ -30,7 +47,7 @@ def buffer(name: str, nbytes: int) -> mmap.mmap:
     bufs = _local.__dict__.setdefault("bufs", {})
     memory = bufs.get(name)
     if memory is None or len(memory) < nbytes:
-        memory = bufs[name] = mmap.mmap(-1, pages(nbytes))
+        memory = bufs[name] = anonymous(pages(nbytes))
     memory.seek(0)
     return memory
 
