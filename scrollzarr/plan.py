@@ -118,7 +118,7 @@ MEMORY_FACTOR = {"gaussian": 9.0, "mode": 8.0}
 DEFAULT_FACTOR = 1.25
 #: Largest source region of one task: bigger tasks would not be faster, and smaller
 #: ones keep both cores busy to the end of a stage.
-MAX_TASK_BYTES = 256 << 20
+MAX_TASK_BYTES = 128 << 20
 
 
 def _halo(job: Job, task: Task) -> int:
@@ -136,6 +136,19 @@ def _streams(job: Job, level: int, top: int) -> bool:
     return level == 0 and top >= 1 and job.chunk % 2 == 0 and job.chunk % depth == 0
 
 
+def _rows_per_read(job: Job, level: int, top: int, rows: int) -> int:
+    """Rows a streaming level-0 task (:func:`_streams`) reads at a time: one chunk row,
+    so that its slab buffer is a chunk deep and a chunk high whatever the band's height
+    (fresh memory costs more than the work on it: every new page is faulted in and
+    zeroed). From a chunked source only when chunk rows hold whole input chunks in y."""
+    if not _streams(job, level, top) or job.chunk % 2:
+        return rows
+    chunks = chunks_of(job.source)
+    if chunks and (job.chunk % int(chunks[1]) or job.crop[1] % int(chunks[1])):
+        return rows
+    return min(job.chunk, rows)
+
+
 def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, float]:
     """``(working bytes, source bytes)`` of one task of a stage starting at ``level``,
     writing up to ``top``, ``rows`` rows high."""
@@ -145,13 +158,15 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
     factor = MEMORY_FACTOR.get(algorithm, DEFAULT_FACTOR)
     if level == 0:
         width = job.shapes[0][2]
-        planes = job.chunk if _streams(job, level, top) else unit
-        source = min(planes, job.shapes[0][0]) * rows * width * itemsize
+        planes = min(job.chunk if _streams(job, level, top) else unit, job.shapes[0][0])
+        source = planes * rows * width * itemsize
+        read = planes * _rows_per_read(job, level, top, rows) * width * itemsize
         group = _planes_per_read(job)
         # the source-dtype buffer of a chunked source whose values are mapped
         mapped = 0 if group == 1 else min(group, planes) * rows * width * np.dtype(
             job.source.dtype).itemsize
-        working = source * factor + (source / 4 if top > level else 0)
+        # the slab being read and the task's level 1 (a quarter of its source)
+        working = read * factor + (source / 4 if top > level else 0)
         return working + mapped + _carried(job, top, rows), source
     nz, _, nx = job.shapes[level - 1]
     source = min(2 * unit, nz) * 2.0 * rows * nx * itemsize
@@ -321,17 +336,16 @@ def run_task(job: Job, task: Task) -> int:
 
 def _compute_task(job: Job, task: Task) -> int:
     (sz0, sz1), (sy0, sy1) = source_region(job, task)
-    context_y = (task.y[0] - sy0, sy1 - task.y[1]) if task.level == 0 else \
-        (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0))
     if task.level == 0:
-        block = _level0(job, task, (sy0, sy1), context_y)
+        block = _level0(job, task, (sy0, sy1))
         first = 2
     else:
         src = chunkio.open_level(job.arrays[task.level - 1])
         region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
         out = scratch.array("plan.source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
         block = src.read(region, out)
-        context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)), context_y, (0, 0))
+        context = ((2 * task.z[0] - sz0, max(sz1 - 2 * task.z[1], 0)),
+                   (2 * task.y[0] - sy0, max(sy1 - 2 * task.y[1], 0)), (0, 0))
         block = _write_level(job, task, task.level, block, context)
         first = task.level + 1
     for level in range(first, task.top + 1):
@@ -343,39 +357,48 @@ def _compute_task(job: Job, task: Task) -> int:
 def _write_level(job: Job, task: Task, level: int, block: np.ndarray,
                  context: tuple[Span, Span, Span]) -> np.ndarray:
     """Downsample ``block`` (level ``level - 1``, with context) into ``level``, write the
-    task's region of it and return it."""
-    block = pyramid.downsample(block, job.algorithms[level], context)
+    task's region of it and return it (in this thread's scratch buffer for the level)."""
+    inner = [n - lo - hi for n, (lo, hi) in zip(block.shape, context)]
+    out = scratch.array(f"plan.level{level}", pyramid.reduced_shape(inner), block.dtype)
+    block = pyramid.downsample(block, job.algorithms[level], context, out=out)
     (z0, _), (y0, _) = task.region(level)
     chunkio.open_level(job.arrays[level]).write(z0, y0, block)
     return block
 
 
-def _level0(job: Job, task: Task, rows: Span, context_y: Span) -> np.ndarray | None:
-    """Write the level-0 region of a task from the slices and, if the task writes level 1
-    too, compute and write that; return level 1 (or None)."""
-    nz = job.shapes[0][0]
+def _level0(job: Job, task: Task, rows: Span) -> np.ndarray | None:
+    """Write the level-0 region of a task from the slices (``rows``: the band with its
+    halo) and, if the task writes level 1 too, compute and write that; return level 1
+    (or None). A streaming task reads one slab of chunk-deep planes and chunk-high rows
+    at a time (:func:`_rows_per_read`)."""
+    nz, ny = job.shapes[0][:2]
     h = _halo(job, task)
-    (z0, z1) = task.z
+    (z0, z1), (y0, y1) = task.z, task.y
     step = job.chunk if _streams(job, task.level, task.top) else z1 - z0
+    ystep = _rows_per_read(job, task.level, task.top, y1 - y0)
     level1 = None
+    if task.top >= 1:
+        (l0, l1), (ly0, ly1) = task.region(1)
+        level1 = scratch.array("plan.level1", (l1 - l0, ly1 - ly0, job.shapes[1][2]),
+                               job.dtype)
     for a in range(z0, z1, step):
         b = min(a + step, z1)
         sa, sb = max(a - h, 0), min(b + h, nz)
-        block = read_slices(job, (sa, sb), rows)
-        inner = block[a - sa:block.shape[0] - (sb - b),
-                      context_y[0]:block.shape[1] - context_y[1]]
-        chunkio.open_level(job.arrays[0]).write(a, task.y[0], inner)
-        if task.top < 1:
-            continue
-        part = pyramid.downsample(block, job.algorithms[1],
-                                  ((a - sa, sb - b), context_y, (0, 0)))
-        if level1 is None:
-            (l0, l1), _ = task.region(1)
-            level1 = scratch.array("plan.level1", (l1 - l0,) + part.shape[1:], part.dtype)
-        level1[(a - z0) // 2:(a - z0) // 2 + part.shape[0]] = part
+        for ya in range(y0, y1, ystep):
+            yb = min(ya + ystep, y1)
+            # the whole band's context when it is read at once, else this part's
+            ra, rb = (rows if ystep == y1 - y0 else (max(ya - h, 0), min(yb + h, ny)))
+            block = read_slices(job, (sa, sb), (ra, rb))
+            inner = block[a - sa:block.shape[0] - (sb - b), ya - ra:block.shape[1] - (rb - yb)]
+            chunkio.open_level(job.arrays[0]).write(a, ya, inner)
+            if level1 is None:
+                continue
+            za, ya1 = (a - z0) // 2, (ya - y0) // 2
+            target = level1[za:za + -(-(b - a) // 2), ya1:ya1 + -(-(yb - ya) // 2)]
+            pyramid.downsample(block, job.algorithms[1],
+                               ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0)), out=target)
     if level1 is not None:
-        (lz0, _), (ly0, _) = task.region(1)
-        chunkio.open_level(job.arrays[1]).write(lz0, ly0, level1)
+        chunkio.open_level(job.arrays[1]).write(l0, ly0, level1)
     return level1
 
 

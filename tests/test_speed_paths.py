@@ -243,3 +243,44 @@ def test_the_write_behind_queue_comes_out_of_a_large_budget_and_not_a_small_one(
     assert large.bands == planning.make_plan(job, 0, 8 * 2**30 - large.write_behind, 2).bands
     small = planning.make_plan(job, 0, 0.5 * 2**30, 2)
     assert small.write_behind == 0
+
+
+@pytest.mark.parametrize("algorithm", ["mean", "nearest", "gaussian", "max", "mode"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+def test_downsample_into_a_strided_out_equals_the_plain_result(algorithm, dtype):
+    from scrollzarr import pyramid
+
+    block = random_volume((13, 22, 35), seed=4, dtype=np.uint16, high=250).astype(dtype)
+    context = ((2, 2), (0, 2), (0, 0)) if algorithm == "gaussian" else ((0, 0),) * 3
+    want = pyramid.downsample(block, algorithm, context)
+    room = np.full((want.shape[0] + 2, want.shape[1] + 3, want.shape[2]), 7, dtype)
+    out = room[1:1 + want.shape[0], 2:2 + want.shape[1]]  # not contiguous
+    got = pyramid.downsample(block, algorithm, context, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+    assert (room[0] == 7).all() and (room[:, :2] == 7).all()  # nothing outside out
+    with pytest.raises(ValueError, match="out is"):
+        pyramid.downsample(block, algorithm, context, out=room)
+
+
+def test_the_mean_of_uint16_equals_the_exact_rounded_mean_in_cache_sized_steps():
+    from scrollzarr import pyramid
+
+    # planes of 1 MiB: one plane pair per step; odd edges on every axis
+    block = random_volume((7, 257, 2049), seed=5)
+    padded = np.pad(block, [(0, n % 2) for n in block.shape], mode="edge").astype(np.int64)
+    z, y, x = padded.shape
+    total = padded.reshape(z // 2, 2, y // 2, 2, x // 2, 2).sum(axis=(1, 3, 5))
+    want = np.round(total / 8.0).astype(np.uint16)  # numpy rounds half to even
+    np.testing.assert_array_equal(pyramid.downsample(block, "mean"), want)
+
+
+def test_a_level0_task_reads_one_chunk_row_of_slices_at_a_time_whatever_its_band():
+    from scrollzarr import plan as planning
+
+    job = _deep_job(256)
+    plan = planning.make_plan(job, 0, 8 * 2**30, 2)
+    band = plan.bands[0][0]
+    assert band > job.chunk  # the band holds several chunk rows ...
+    # ... but a task holds one chunk row of slices at a time
+    assert planning._rows_per_read(job, 0, plan.bands[0][1], band) == job.chunk
