@@ -128,9 +128,12 @@ def _execute(o: Options, spec: specs.ConversionSpec, job: planning.Job, params: 
         f"{tuple(int(v) if float(v).is_integer() else v for v in spec.origin)}")
     last = len(spec.shapes) - 1
 
+    models = None if spec.zarr_only else ngff.load_models_in_background(spec.zarr_format)
+
     def level_done(level: int) -> None:
         record.flush()  # the level's tasks are durable before the metadata lists it
-        if not spec.zarr_only:
+        if models is not None:
+            models.join()
             store.set_attributes(output, {
                 **ngff.image_attributes(spec.levels_meta[:level + 1], spec.origin,
                                         spec.voxel_size, spec.name, spec.zarr_format,

@@ -18,14 +18,15 @@ level keeps absolute scroll coordinates.
 
 from .formats import (AVERAGING, AXES, FORMATS, OWN_KEY, V04, V05, Format, FormatV04,
                       FormatV05, Image, Level, format_for, format_of, image_attributes,
-                      level_transform, multiscales, multiscales_of, omero, read_image,
-                      tidy, transforms)
+                      level_transform, load_models_in_background, multiscales,
+                      multiscales_of, omero, read_image, tidy, transforms)
 from .volume import Volume, open_volume
 from .window import WINDOW_PERCENTILES, display_window
 
 __all__ = [
     "AVERAGING", "AXES", "FORMATS", "OWN_KEY", "V04", "V05", "WINDOW_PERCENTILES", "Format",
     "FormatV04", "FormatV05", "Image", "Level", "Volume", "display_window", "format_for",
-    "format_of", "image_attributes", "level_transform", "multiscales", "multiscales_of",
-    "omero", "open_volume", "read_image", "tidy", "transforms",
+    "format_of", "image_attributes", "level_transform", "load_models_in_background",
+    "multiscales", "multiscales_of", "omero", "open_volume", "read_image", "tidy",
+    "transforms",
 ]

@@ -19,6 +19,7 @@ Arrays are (z, y, x); transforms are (z, y, x) lists in the units of the axes
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -370,6 +371,24 @@ def format_for(zarr_format: int) -> Format:
         if fmt.zarr_format == zarr_format:
             return fmt
     raise ScrollError(f"zarr format {zarr_format}: no NGFF version for it (2 or 3)")
+
+
+def load_models_in_background(zarr_format: int) -> threading.Thread:
+    """Start importing the NGFF models of the version written into a zarr
+    v``zarr_format`` store on a daemon thread, and return it. A conversion calls this as
+    its tasks start: the first level's metadata would otherwise import them (a third of
+    a second of Python) while every worker waits between two stages. Join the thread
+    before any other thread uses the models: two threads importing one package at once
+    can see it half-initialised. A failed import is left for that use to report."""
+    def load() -> None:
+        try:
+            format_for(zarr_format)._models()
+        except Exception:  # noqa: BLE001 - reported where the models are used
+            pass
+
+    thread = threading.Thread(target=load, name="ngff-models", daemon=True)
+    thread.start()
+    return thread
 
 
 def format_of(attrs: dict) -> Format:
