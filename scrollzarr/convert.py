@@ -10,6 +10,7 @@ has not finished carries ``"scrollzarr": {"complete": false}`` in its attributes
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shlex
 import signal
@@ -281,10 +282,13 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
         say(f"memory budget: {budget:.1f} GiB (half the available RAM; --max_gb to change)")
     try:
         plan = planning.make_plan(job, first_level, budget * 2**30, threads, bands)
-    except planning.BudgetTooSmall as exc:
-        raise ScrollError(f"--max_gb {budget:g} is too small: one task of one chunk row "
-                          f"needs {exc.needed / 2**30:.3g} GiB (raise --max_gb, or lower "
-                          f"{unit_option})") from None
+    except planning.BudgetTooSmall:
+        need = planning.smallest_budget(job, first_level, threads) / 2**30
+        need = math.ceil(need * 10 ** (2 - math.floor(math.log10(need)))) / 10 ** (
+            2 - math.floor(math.log10(need)))  # 3 digits, rounded up: enough as given
+        raise ScrollError(f"--max_gb {budget:g} is too small: this conversion needs at "
+                          f"least {need:g} GiB (raise --max_gb, or lower {unit_option})"
+                          ) from None
     if hasattr(job.source, "cache_bytes"):  # input chunks that two tasks read
         job.source.cache_bytes = plan.source_cache
     fewer = sorted({p for _, _, p in plan.bands.values() if p < threads})

@@ -212,6 +212,26 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
     return plan
 
 
+def smallest_budget(job: Job, first_level: int, threads: int) -> float:
+    """The smallest budget in bytes for which :func:`make_plan` plans ``job`` (to within
+    a thousandth). Not simply the smallest task: a budget that fits only one-level tasks
+    at level 0 leaves level 1 to be read back from level 0 at four times the memory."""
+    def fits(budget: float) -> bool:
+        try:
+            make_plan(job, first_level, budget, threads)
+            return True
+        except BudgetTooSmall:
+            return False
+
+    low, high = 0.0, float(1 << 20)
+    while not fits(high):
+        low, high = high, high * 2
+    while high - low > high / 1000:
+        middle = (low + high) / 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
 def _cuts_input(job: Job, top: int) -> tuple[bool, bool]:
     """``(z, y)``: whether the slabs (z) or the bands (y) of level-0 tasks writing up to
     ``top`` cut the chunks of a chunked source (a source with ``chunks``: its edges are

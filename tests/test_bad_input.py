@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -153,10 +154,14 @@ def _usage(option, message, script="scroll_to_ome.py"):
 
 def case_max_gb_too_small(t):
     d = good_stack(t / "in", shape=(60, 1000))
-    need = 1.25 * 4 * 128 * 1000 * 2 / 2**30  # 4 slices x one chunk row x 1000, uint16
+    # the smallest plan: level-0 tasks that also write level 1, reading 4 slices x one
+    # chunk row x 1000 (uint16, x1.25 for the kernels) and holding the level 1 of a
+    # two-chunk band (a quarter of 4 slices x 256 rows); one-level tasks need less, but
+    # then level 1 is read back from level 0 at more
+    need = (1.25 * 4 * 128 * 1000 * 2 + 4 * 256 * 1000 * 2 / 4) / 2**30
     return ([d, t / "o.zarr", "--max_gb", "0.0001"],
-            f"--max_gb 0.0001 is too small: one task of one chunk row needs {need:.3g} GiB "
-            "(raise --max_gb, or lower --chunk_size)", 1)
+            f"--max_gb 0.0001 is too small: this conversion needs at least "
+            f"{math.ceil(need * 1e5) / 1e5:g} GiB (raise --max_gb, or lower --chunk_size)", 1)
 
 
 def case_first_new_level_beyond(t):
@@ -375,3 +380,14 @@ def test_unreadable_slice_is_named(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == \
         f"error: {d / '00001.tif'}: permission denied"
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_the_budget_a_too_small_max_gb_error_names_is_enough(tmp_path):
+    d = good_stack(tmp_path / "in", shape=(60, 1000))
+    proc = run_script("scroll_to_ome.py", d, tmp_path / "o.zarr", "--max_gb", "0.0001")
+    need = proc.stderr.split("needs at least ")[1].split(" GiB")[0]
+    run_script("scroll_to_ome.py", d, tmp_path / "o.zarr", "--quiet", "--max_gb", need,
+               check=True)
+    below = f"{float(need) * 0.98:.6f}"
+    proc = run_script("scroll_to_ome.py", d, tmp_path / "p.zarr", "--max_gb", below)
+    assert proc.returncode == 1 and "is too small" in proc.stderr
