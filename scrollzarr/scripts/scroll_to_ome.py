@@ -52,7 +52,8 @@ def add_conversion_arguments(p: argparse.ArgumentParser, slices: bool = True) ->
     p.add_argument("--nlevels", type=cli.number(int, minimum=1, maximum=64), default=6,
                    help="resolution levels including level 0 (default 6)")
     p.add_argument("--max_gb", type=cli.number(float, above=0), default=None,
-                   help="memory budget in GiB (default: half the available RAM)")
+                   help="memory budget in GiB for the conversion's buffers; Python and its "
+                        "libraries add about 0.1 GiB (default: half the available RAM)")
     p.add_argument("--algorithm", default="mean", choices=ALGORITHMS,
                    help="how each level is made from the one above (default mean)")
     p.add_argument("--ranges", default=None,
