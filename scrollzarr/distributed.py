@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 
 from . import chunkio, plan as planning, progress, store
 from .errors import ScrollError
+from .remote import auth
 
 _HOST_PORT = re.compile(r"^[\w.\-\[\]:]+:\d+$")
 _PROTOCOLS = ("tcp://", "tls://", "ws://", "wss://", "ucx://")
@@ -165,7 +166,9 @@ def _client(scheduler: str, workers: int | None, quiet: bool) -> Iterator:
                 # the scheduler's HTTP routes still listen: on a free loopback port, not
                 # 8787 (taken by a second conversion or a user's own cluster)
                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR if quiet else logging.WARNING)
+                silence_logs=logging.ERROR if quiet else logging.WARNING,
+                # a password typed at the prompt: the workers cannot ask for it
+                env=auth.worker_environment())
             client = distributed.Client(cluster)
         elif scheduler.endswith(".json"):
             client = distributed.Client(scheduler_file=scheduler)

@@ -597,3 +597,63 @@ def test_transient_server_errors_are_retried_a_bounded_number_of_times(tmp_path,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _with_typed_password(cmd: list[str], password: str, env: dict,
+                         timeout: float = 240) -> tuple[int, str]:
+    """Run ``cmd`` with a terminal (a pty) as stdin and stderr and no controlling
+    terminal, so that getpass prompts on stderr and reads stdin; type ``password`` at
+    its prompt. Return (exit code, everything written to the terminal)."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=follower, stdout=subprocess.DEVNULL,
+                            stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    typed, seen = False, b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # the process closed the terminal
+                    chunk = b""
+                if not chunk and proc.poll() is not None:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+            if not typed and b"password for" in seen:
+                os.write(leader, password.encode() + b"\n")
+                typed = True
+        proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    return proc.returncode, seen.decode(errors="replace")
+
+
+def test_a_password_typed_at_the_prompt_reaches_the_local_dask_workers(
+        published, protected, tmp_path):
+    root = published[0]
+    env = {k: v for k, v in os.environ.items() if k != "SCROLL_PASSWORD"}
+    env["NETRC"] = str(tmp_path / "no-netrc")
+    options = ["--chunk_size", "32", "--nlevels", "2", "--quiet"]
+    cmd = [sys.executable, str(ROOT / "zarr_to_ome.py"), protected + "/0",
+           str(tmp_path / "dask.zarr"), "--user", USER, "--cache_gb", "0",
+           "--scheduler", "local", "--workers", "2", *options]
+    code, said = _with_typed_password(cmd, PASSWORD, env)
+    assert code == 0, said
+    assert said.count("password for") == 1 and PASSWORD not in said
+    local = run_script("zarr_to_ome.py", root / "data" / "scroll.zarr" / "0",
+                       tmp_path / "local.zarr", *options, check=True)
+    assert local.returncode == 0
+
+    def files(out):
+        return {p.relative_to(out).as_posix(): p.read_bytes()
+                for p in sorted(out.rglob("*")) if p.is_file()
+                and p.name not in (".zattrs", "zarr.json", ".zmetadata")}
+    assert files(tmp_path / "dask.zarr") == files(tmp_path / "local.zarr")

@@ -20,6 +20,9 @@ from ..errors import ScrollError
 
 #: Environment variable holding the upstream password for ``--user``.
 PASSWORD_ENV = "SCROLL_PASSWORD"
+#: Passwords typed at this process's prompt, by (host, user): asked once per run, and
+#: handed to the worker processes this process starts (:func:`worker_environment`).
+_typed: dict[tuple[str, str], str] = {}
 
 
 def credentials(url: str, user: str | None, env: dict | None = None,
@@ -29,7 +32,8 @@ def credentials(url: str, user: str | None, env: dict | None = None,
     The password comes from the environment variable ``SCROLL_PASSWORD``, else from the
     netrc file (``$NETRC`` or ``~/.netrc``) entry for the URL's host (its login is used
     when ``user`` is None, and must equal ``user`` otherwise), else, when stdin is a
-    terminal and ``user`` is given, from a prompt that does not echo. A netrc file that
+    terminal and ``user`` is given, from a prompt that does not echo (asked once per
+    process and host; :func:`worker_environment` hands it on). A netrc file that
     group or others may read, or that belongs to another user, is refused
     (:func:`check_private`). Returns None when
     no user is given and no netrc entry exists (an upstream without a password). Raises
@@ -49,11 +53,14 @@ def credentials(url: str, user: str | None, env: dict | None = None,
             return login, secret
     if user is None:
         return None
+    if (host, user) in _typed:
+        return user, _typed[host, user]
     if interactive is None:
         interactive = sys.stdin.isatty()
     if interactive:
         secret = getpass.getpass(f"password for {user} at {host}: ")
         if secret:
+            _typed[host, user] = secret
             return user, secret
     raise ScrollError(f"--user {user}: no password; set {PASSWORD_ENV} or add a "
                       f"'machine {host} login {user} password ...' line to ~/.netrc")
@@ -75,6 +82,16 @@ def _netrc_entry(host: str, env) -> tuple[str, str] | None:
     if not auth or not auth[2]:
         return None
     return auth[0], auth[2]
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment variables that give worker processes started by this process (a dask
+    LocalCluster on this machine) the password typed at its prompt: ``{PASSWORD_ENV:
+    password}``, or nothing when none was typed (the workers then find the password as
+    this process did, in the environment or ~/.netrc). Workers on other machines must
+    have their own (they are not sent a password over the network)."""
+    typed = set(_typed.values())
+    return {PASSWORD_ENV: typed.pop()} if len(typed) == 1 else {}
 
 
 def check_private(path: str) -> None:
