@@ -284,8 +284,8 @@ def _make_plan(job: planning.Job, first_level: int, max_gb: float | None, thread
         plan = planning.make_plan(job, first_level, budget * 2**30, threads, bands)
     except planning.BudgetTooSmall:
         need = planning.smallest_budget(job, first_level, threads) / 2**30
-        need = math.ceil(need * 10 ** (2 - math.floor(math.log10(need)))) / 10 ** (
-            2 - math.floor(math.log10(need)))  # 3 digits, rounded up: enough as given
+        scale = 10 ** (2 - math.floor(math.log10(need)))
+        need = math.ceil(need * scale) / scale  # 3 digits, rounded up: enough as given
         raise ScrollError(f"--max_gb {budget:g} is too small: this conversion needs at "
                           f"least {need:g} GiB (raise --max_gb, or lower {unit_option})"
                           ) from None

@@ -141,7 +141,7 @@ def _rows_per_read(job: Job, level: int, top: int, rows: int) -> int:
     so that its slab buffer is a chunk deep and a chunk high whatever the band's height
     (fresh memory costs more than the work on it: every new page is faulted in and
     zeroed). From a chunked source only when chunk rows hold whole input chunks in y."""
-    if not _streams(job, level, top) or job.chunk % 2:
+    if not _streams(job, level, top):
         return rows
     chunks = chunks_of(job.source)
     if chunks and (job.chunk % int(chunks[1]) or job.crop[1] % int(chunks[1])):
@@ -355,11 +355,11 @@ def run_task(job: Job, task: Task) -> int:
 
 
 def _compute_task(job: Job, task: Task) -> int:
-    (sz0, sz1), (sy0, sy1) = source_region(job, task)
     if task.level == 0:
-        block = _level0(job, task, (sy0, sy1))
+        block = _level0(job, task)
         first = 2
     else:
+        (sz0, sz1), (sy0, sy1) = source_region(job, task)
         src = chunkio.open_level(job.arrays[task.level - 1])
         region = (slice(sz0, sz1), slice(sy0, sy1), slice(0, src.shape[2]))
         out = scratch.array("plan.source", (sz1 - sz0, sy1 - sy0, src.shape[2]), src.dtype)
@@ -378,19 +378,19 @@ def _write_level(job: Job, task: Task, level: int, block: np.ndarray,
                  context: tuple[Span, Span, Span]) -> np.ndarray:
     """Downsample ``block`` (level ``level - 1``, with context) into ``level``, write the
     task's region of it and return it (in this thread's scratch buffer for the level)."""
-    inner = [n - lo - hi for n, (lo, hi) in zip(block.shape, context)]
-    out = scratch.array(f"plan.level{level}", pyramid.reduced_shape(inner), block.dtype)
+    out = scratch.array(f"plan.level{level}", pyramid.reduced_shape(block.shape, context),
+                        block.dtype)
     block = pyramid.downsample(block, job.algorithms[level], context, out=out)
     (z0, _), (y0, _) = task.region(level)
     chunkio.open_level(job.arrays[level]).write(z0, y0, block)
     return block
 
 
-def _level0(job: Job, task: Task, rows: Span) -> np.ndarray | None:
-    """Write the level-0 region of a task from the slices (``rows``: the band with its
-    halo) and, if the task writes level 1 too, compute and write that; return level 1
-    (or None). A streaming task reads one slab of chunk-deep planes and chunk-high rows
-    at a time (:func:`_rows_per_read`)."""
+def _level0(job: Job, task: Task) -> np.ndarray | None:
+    """Write the level-0 region of a task from the slices and, if the task writes level
+    1 too, compute and write that; return level 1 (or None). A streaming task reads one
+    slab of chunk-deep planes and chunk-high rows at a time (:func:`_rows_per_read`),
+    each read with its halo (the gaussian's context)."""
     nz, ny = job.shapes[0][:2]
     h = _halo(job, task)
     (z0, z1), (y0, y1) = task.z, task.y
@@ -406,8 +406,7 @@ def _level0(job: Job, task: Task, rows: Span) -> np.ndarray | None:
         sa, sb = max(a - h, 0), min(b + h, nz)
         for ya in range(y0, y1, ystep):
             yb = min(ya + ystep, y1)
-            # the whole band's context when it is read at once, else this part's
-            ra, rb = (rows if ystep == y1 - y0 else (max(ya - h, 0), min(yb + h, ny)))
+            ra, rb = max(ya - h, 0), min(yb + h, ny)
             block = read_slices(job, (sa, sb), (ra, rb))
             inner = block[a - sa:block.shape[0] - (sb - b), ya - ra:block.shape[1] - (rb - yb)]
             chunkio.open_level(job.arrays[0]).write(a, ya, inner)

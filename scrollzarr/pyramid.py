@@ -35,8 +35,12 @@ def halo(algorithm: str) -> int:
     return GAUSSIAN_HALO if algorithm == "gaussian" else 0
 
 
-def reduced_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of the next level: ``ceil(n / 2)`` on every axis."""
+def reduced_shape(shape: tuple[int, ...],
+                  context: tuple[tuple[int, int], ...] | None = None) -> tuple[int, ...]:
+    """Shape of the next level: ``ceil(n / 2)`` on every axis (of a block of ``shape``
+    whose ``context`` voxels, as in :func:`downsample`, are dropped first)."""
+    if context is not None:
+        shape = tuple(n - lo - hi for n, (lo, hi) in zip(shape, context))
     return tuple(-(-n // 2) for n in shape)
 
 
@@ -55,10 +59,10 @@ def downsample(block: np.ndarray, algorithm: str,
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}")
     if out is not None:
-        inner = [n - lo - hi for n, (lo, hi) in zip(block.shape, context)]
-        if out.shape != reduced_shape(inner) or out.dtype != block.dtype:
-            raise ValueError(f"out is {out.shape} {out.dtype}, the result "
-                             f"{reduced_shape(inner)} {block.dtype}")
+        shape = reduced_shape(block.shape, context)
+        if out.shape != shape or out.dtype != block.dtype:
+            raise ValueError(f"out is {out.shape} {out.dtype}, the result {shape} "
+                             f"{block.dtype}")
         if algorithm == "mean" and block.dtype in (np.uint8, np.uint16):
             inner = tuple(slice(lo, n - hi) for (lo, hi), n in zip(context, block.shape))
             return _mean_unsigned(block[inner], out)
