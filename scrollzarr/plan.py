@@ -2,11 +2,12 @@
 
 A conversion is a list of :class:`Task` s. A task writes one region, a slab of whole
 chunk rows in z and y and the full width in x, of one level and, computed from it in
-memory, of the level below it too (a two-level "tower"): level-0 tasks read the slice rows
-they need straight from the TIFFs and write levels 0 and 1, so level 0 is never read back;
+memory, of the levels below it too (a "tower"): level-0 tasks read the slice rows they
+need straight from the TIFFs and write levels 0, 1 and, where the scroll is large enough
+for at least two such tasks per thread, 2, so neither level 0 nor level 1 is read back;
 later tasks read their region of the level above (plus a halo for gaussian) and write the
-next one or two levels. Each slice byte is read once, and only 1/8 of the data is read
-back from the store.
+next one or two levels. Each slice byte is read once, and only 1/64 of the data (1/8
+where level-0 tasks stop at level 1) is read back from the store.
 
 Tasks of one stage write disjoint, chunk-aligned (or shard-aligned) regions, so they may
 run in any order or in parallel; a task depends only on the tasks whose regions it reads
@@ -165,8 +166,13 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
         # the source-dtype buffer of a chunked source whose values are mapped
         mapped = 0 if group == 1 else min(group, planes) * rows * width * np.dtype(
             job.source.dtype).itemsize
-        # the slab being read and the task's level 1 (a quarter of its source)
-        working = read * factor + (source / 4 if top > level else 0)
+        # the slab being read and the task's level 1 (a quarter of its source) and, in
+        # a three-level task, level 1 of the whole task (an eighth of its region) and 2
+        levels = source / 4 if top > level else 0
+        if top > level + 1:
+            region = min(unit, job.shapes[0][0]) * rows * width * itemsize
+            levels = region / 8 + region / 64
+        working = read * factor + levels
         return working + mapped + _carried(job, top, rows), source
     nz, _, nx = job.shapes[level - 1]
     source = min(2 * unit, nz) * 2.0 * rows * nx * itemsize
@@ -179,7 +185,8 @@ def make_plan(job: Job, first_level: int, budget: float, threads: int,
     running at once fit ``budget`` bytes of working memory, or into the given stages
     (``bands[stage] = (rows, top, parallel)``: a resumed conversion keeps its first run's
     tasks). Per stage, as many tasks run in parallel as the budget allows (at most
-    ``threads``), and a stage writes two levels when that fits (one for gaussian after
+    ``threads``), and a stage writes two levels when that fits (three for level 0 of a
+    scroll large enough for two such tasks per thread; one for gaussian after
     level 0, whose context would otherwise grow). Raises :class:`BudgetTooSmall` if not
     even one task of one chunk row fits."""
     plan = Plan(job)
@@ -276,7 +283,7 @@ def _input_order(job: Job, tasks: list[Task], top: int) -> list[Task]:
 def _choose_stage(job: Job, level: int, budget: float, threads: int
                   ) -> tuple[int, int, int]:
     """``(rows, top, parallel)`` of the stage starting at ``level``: the most parallel
-    tasks that fit, two levels per task if possible, then the tallest band."""
+    tasks that fit, more levels per task if possible, then the tallest band."""
     nlevels = len(job.shapes)
     algorithm = job.algorithms[min(level + 1, nlevels - 1)] if level == 0 else \
         job.algorithms[level]
@@ -288,6 +295,13 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
     # read back from level 0, and its tasks need four times the memory
     if level == 0:
         order = [(top, p) for top in tops for p in range(max(threads, 1), 0, -1)]
+        if (two and nlevels > 2 and pyramid.halo(job.algorithms[2]) == 0
+                and _rows_per_read(job, 0, 2, job.chunk << 2) <= job.chunk):
+            # levels 0-2 at full parallelism first: level 1 is then never read back
+            # (1/8 of the input's bytes). Only where the task reads its slices a chunk
+            # row at a time (else it would hold its whole region), and not for a
+            # gaussian level 2, which would need level 1's context around the task.
+            order.insert(0, (2, max(threads, 1)))
     else:
         order = [(top, p) for p in range(max(threads, 1), 0, -1) for top in tops]
     for top, parallel in order:
@@ -302,6 +316,12 @@ def _choose_stage(job: Job, level: int, budget: float, threads: int
         # task (levels 2-3 of a small scroll) would leave the other cores idle
         n = min(int(budget / parallel // memory), max(1, int(MAX_TASK_BYTES // source)),
                 max(1, -(-(-(-ny // unit)) // parallel)))
+        if n > 0 and top == level + 2:
+            # the bigger tasks only where there are at least two per thread: fewer would
+            # leave a core idle for a whole task at the end of the stage
+            nz = job.shapes[level][0]
+            if -(-nz // unit) * -(-ny // (n * unit)) < 2 * parallel:
+                continue
         if n > 0:
             return n * unit, top, parallel
         need = memory if need is None else min(need, memory)

@@ -44,6 +44,28 @@ def test_every_level_matches_reference_on_odd_shape(tmp_path, stack_dir, algorit
         np.testing.assert_array_equal(got, ref, err_msg=f"level {level} ({algorithm})")
 
 
+@pytest.mark.parametrize("algorithm", ["mean", "nearest", "max", "mode"])
+def test_level0_tasks_that_also_write_level2_match_the_reference(tmp_path, stack_dir,
+                                                                algorithm):
+    from scrollzarr import spec as specs
+    from scrollzarr.convert import _make_plan
+    from scrollzarr.sources import open_input
+
+    # odd edges on every axis, a short last z slab, several bands per slab
+    vol = random_volume((70, 90, 61), seed=11, high=65536 if algorithm != "mode" else 4)
+    src = stack_dir(vol)
+    options = Options(quiet=True, chunk_size=8, nlevels=5, algorithm=algorithm,
+                      num_threads=2)
+    source = open_input(src)
+    job = specs.job(specs.full_spec(options, source, str(tmp_path / "o.zarr")), source)
+    assert list(_make_plan(job, 0, None, 2, lambda s: None).written(0)) == [0, 1, 2]
+    out = convert_quiet(src, tmp_path / "o.zarr", chunk_size=8, nlevels=5,
+                        algorithm=algorithm, num_threads=2)
+    for level, ref in enumerate(ref_pyramid(vol, 5, algorithm)):
+        np.testing.assert_array_equal(read_level(out, level), ref,
+                                      err_msg=f"level {level} ({algorithm})")
+
+
 def test_large_odd_volume_level0_bit_exact_and_pyramid(tmp_path, stack_dir):
     vol = random_volume((130, 257, 301), seed=2)
     out = convert_quiet(stack_dir(vol), tmp_path / "o.zarr", chunk_size=64, nlevels=5)

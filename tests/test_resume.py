@@ -47,8 +47,9 @@ def listed_levels(store: Path) -> list[str]:
     return [d["path"] for d in attrs["multiscales"][0]["datasets"]]
 
 
-def stage_sizes(src: Path, out: Path) -> list[int]:
-    """Number of tasks of each stage of the conversion OPTS plan (from the real planner)."""
+def stage_plan(src: Path, out: Path) -> tuple[list[int], list[str]]:
+    """Number of tasks of each stage of the conversion OPTS plan (from the real planner),
+    and the levels the first stage writes."""
     from scrollzarr import spec as specs
     from scrollzarr.convert import Options, _make_plan
     from scrollzarr.sources import open_input
@@ -56,16 +57,19 @@ def stage_sizes(src: Path, out: Path) -> list[int]:
     source = open_input(src)
     job = specs.job(specs.full_spec(options, source, str(out)), source)
     plan = _make_plan(job, 0, options.max_gb, 1, lambda s: None)
-    assert list(plan.written(0)) == [0, 1] and 2 in plan.levels
-    return [len(tasks) for tasks in plan.levels.values()]
+    first = [str(level) for level in plan.written(0)]
+    assert len(plan.levels[0]) >= 2 and len(first) >= 2 and len(plan.levels) >= 2
+    return [len(tasks) for tasks in plan.levels.values()], first
 
 
+# (kill point, levels listed when killed) from the plan's stage sizes and the levels its
+# first stage writes
 KILLS = {
-    "during level 0": (lambda n: "task:2", []),  # a task written but not yet recorded
-    "between levels": (lambda n: "level:2", ["0", "1"]),
-    "during a pyramid level": (lambda n: f"task:{n[0] + 1}", ["0", "1"]),
-    "right after a journal write": (lambda n: "journal:3", []),
-    "before the last level is listed": (lambda n: "level:3", ["0", "1", "2"]),
+    "during level 0": (lambda n, first: ("task:2", [])),  # written but not yet recorded
+    "between levels": (lambda n, first: ("level:2", ["0", "1"])),
+    "during a pyramid level": (lambda n, first: (f"task:{n[0] + 1}", first)),
+    "right after a journal write": (lambda n, first: (f"journal:{min(3, n[0] - 1)}", [])),
+    "before the last level is listed": (lambda n, first: ("level:3", ["0", "1", "2"])),
 }
 
 
@@ -73,7 +77,7 @@ KILLS = {
 def test_kill_then_resume_gives_identical_store(tmp_path, scan, where):
     src, reference = scan
     out = tmp_path / "o.zarr"
-    kill_at, listed = KILLS[where][0](stage_sizes(src, out)), KILLS[where][1]
+    kill_at, listed = KILLS[where](*stage_plan(src, out))
     proc = run_script("scroll_to_ome.py", src, out, *OPTS,
                       env={"SCROLLZARR_KILL_AT": kill_at, "SCROLLZARR_JOURNAL_SECONDS": "0"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
@@ -110,8 +114,10 @@ def test_resume_refuses_other_options_or_changed_input(tmp_path, scan):
 def test_resume_with_another_memory_budget_keeps_the_first_tasks(tmp_path, scan):
     src, reference = scan
     out = tmp_path / "o.zarr"
-    proc = run_script("scroll_to_ome.py", src, out, *OPTS,
-                      env={"SCROLLZARR_KILL_AT": "task:4", "SCROLLZARR_JOURNAL_SECONDS": "0"})
+    sizes, _ = stage_plan(src, out)
+    proc = run_script("scroll_to_ome.py", src, out, *OPTS,  # killed within level 0
+                      env={"SCROLLZARR_KILL_AT": f"task:{sizes[0] - 1}",
+                           "SCROLLZARR_JOURNAL_SECONDS": "0"})
     assert proc.returncode == -signal.SIGKILL
     opts = [o if o != "0.00005" else "2" for o in OPTS]
     resumed = run_script("scroll_to_ome.py", src, out, *opts, "--resume", "--num_threads", "2")

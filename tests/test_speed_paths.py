@@ -179,36 +179,62 @@ def test_a_failed_queued_write_is_raised_by_flush_and_leaves_no_partial_file(tmp
     assert chunkio._queued_bytes == 0
 
 
-def _deep_job(nz: int) -> "planning.Job":
+def _deep_job(nz: int, size: int = 2048, algorithm: str = "mean") -> "planning.Job":
     from scrollzarr import plan as planning, pyramid
     from scrollzarr.sources import SliceSource
 
-    shapes = [(nz, 2048, 2048)]
+    shapes = [(nz, size, size)]
     for _ in range(5):
         shapes.append(pyramid.reduced_shape(shapes[-1]))
-    source = SliceSource("/nonexistent", (nz - 1,), ("/nonexistent/slice.tif",), 2048,
-                         2048, "<u2")  # planning reads no file
+    source = SliceSource("/nonexistent", (nz - 1,), ("/nonexistent/slice.tif",), size,
+                         size, "<u2")  # planning reads no file
     return planning.Job(source=source, arrays=tuple(f"/nonexistent/{i}" for i in range(6)),
-                        shapes=tuple(shapes), algorithms=("none",) + ("mean",) * 5,
+                        shapes=tuple(shapes), algorithms=("none",) + (algorithm,) * 5,
                         chunk=128, dtype="<u2", filled=tuple((0, s[0]) for s in shapes))
+
+
+def test_level0_tasks_write_level2_too_where_every_thread_gets_two_of_them():
+    """Level 1 is then never read back (1/8 of the input's bytes); small scrolls, tight
+    budgets and a gaussian level 2 (which needs level 1 around the task) keep two."""
+    from scrollzarr import plan as planning
+
+    big = planning.make_plan(_deep_job(256), 0, 8 * 2**30, 2)
+    assert list(big.written(0)) == [0, 1, 2] and len(big.levels[0]) >= 4
+    assert 1 not in big.levels and 2 not in big.levels  # no stage reads level 0 or 1
+    assert list(planning.make_plan(_deep_job(256), 0, 8 * 2**30, 1).written(0)) == [0, 1, 2]
+    # one 512-voxel task per z slab: fewer than two per thread
+    small = planning.make_plan(_deep_job(256, size=512), 0, 8 * 2**30, 2)
+    assert list(small.written(0)) == [0, 1]
+    tight = planning.make_plan(_deep_job(256), 0, 0.25 * 2**30, 2)
+    assert list(tight.written(0)) == [0, 1] and tight.bands[0][2] == 2
+    gaussian = planning.make_plan(_deep_job(256, algorithm="gaussian"), 0, 8 * 2**30, 2)
+    assert list(gaussian.written(0)) == [0, 1]
 
 
 def test_task_memory_does_not_grow_with_the_depth_of_the_scroll():
     from scrollzarr import plan as planning
 
-    def largest_source(nz: int) -> int:
+    def largest(nz: int) -> tuple[float, int]:
+        """(working memory, slice rows held at once) of the largest task"""
         job = _deep_job(nz)
         plan = planning.make_plan(job, 0, 8 * 2**30, 2)
-        most = 0
+        memory = held = 0
         for task in plan.tasks:
+            rows = task.y[1] - task.y[0]
+            memory = max(memory, planning._task_memory(job, task.level, task.top, rows)[0])
             (z0, z1), (y0, y1) = planning.source_region(job, task)
             nx = job.shapes[max(task.level - 1, 0)][2]
-            planes = min(job.chunk, z1 - z0) if task.level == 0 else z1 - z0  # streamed
-            most = max(most, planes * (y1 - y0) * nx * 2)
-        return most
+            if task.level == 0:  # streamed: a chunk of planes and a chunk row at a time
+                held = max(held, min(job.chunk, z1 - z0) * nx * 2 * planning._rows_per_read(
+                    job, 0, task.top, y1 - y0))
+            else:
+                held = max(held, (z1 - z0) * (y1 - y0) * nx * 2)
+        return memory, held
 
-    shallow, deep = largest_source(256), largest_source(4096)
-    assert deep == shallow <= planning.MAX_TASK_BYTES
+    # beyond the depth of one task (4 chunks in a three-level stage) nothing grows
+    (shallow, shallow_held), (deep, deep_held) = largest(1024), largest(4096)
+    assert deep == shallow
+    assert max(deep_held, shallow_held) <= planning.MAX_TASK_BYTES
 
 
 @pytest.mark.timeout(60)
