@@ -222,7 +222,7 @@ def test_resume_keeps_the_auto_window_of_the_first_run(tmp_path, stack_dir):
                check=True)
     out = tmp_path / "o.zarr"
     killed = run_script("scroll_to_ome.py", src, out, *options, "--quiet",
-                        env={"SCROLLZARR_KILL_AT": "task:3", "SCROLLZARR_JOURNAL_SECONDS": "0"})
+                        env={"SCROLLZARR_KILL_AT": "task:1", "SCROLLZARR_JOURNAL_SECONDS": "0"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     resumed = run_script("scroll_to_ome.py", src, out, *options, "--resume",
                          env={"SCROLLZARR_PROGRESS_SECONDS": "0"})
