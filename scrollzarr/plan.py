@@ -166,12 +166,12 @@ def _task_memory(job: Job, level: int, top: int, rows: int) -> tuple[float, floa
         # the source-dtype buffer of a chunked source whose values are mapped
         mapped = 0 if group == 1 else min(group, planes) * rows * width * np.dtype(
             job.source.dtype).itemsize
-        # the slab being read and the task's level 1 (a quarter of its source) and, in
-        # a three-level task, level 1 of the whole task (an eighth of its region) and 2
+        # the slab being read and the task's level 1 (a quarter of its source: one
+        # level-1 chunk of planes in a three-level task too) and level 2 (1/64 of the
+        # task's region)
         levels = source / 4 if top > level else 0
         if top > level + 1:
-            region = min(unit, job.shapes[0][0]) * rows * width * itemsize
-            levels = region / 8 + region / 64
+            levels += min(unit, job.shapes[0][0]) * rows * width * itemsize / 64
         working = read * factor + levels
         return working + mapped + _carried(job, top, rows), source
     nz, _, nx = job.shapes[level - 1]
@@ -376,8 +376,7 @@ def run_task(job: Job, task: Task) -> int:
 
 def _compute_task(job: Job, task: Task) -> int:
     if task.level == 0:
-        block = _level0(job, task)
-        first = 2
+        block, first = _level0(job, task)
     else:
         (sz0, sz1), (sy0, sy1) = source_region(job, task)
         src = chunkio.open_level(job.arrays[task.level - 1])
@@ -406,39 +405,61 @@ def _write_level(job: Job, task: Task, level: int, block: np.ndarray,
     return block
 
 
-def _level0(job: Job, task: Task) -> np.ndarray | None:
+def _level0(job: Job, task: Task) -> tuple[np.ndarray | None, int]:
     """Write the level-0 region of a task from the slices and, if the task writes level
-    1 too, compute and write that; return level 1 (or None). A streaming task reads one
-    slab of chunk-deep planes and chunk-high rows at a time (:func:`_rows_per_read`),
-    each read with its halo (the gaussian's context)."""
+    1 (and 2) too, compute and write those; return ``(the last level written above 0 or
+    None, the next level to compute from it)``. A streaming task reads one slab of
+    chunk-deep planes and chunk-high rows at a time (:func:`_rows_per_read`), each read
+    with its halo (the gaussian's context). A task that writes level 2 goes through its
+    slab in parts of one level-1 chunk in depth, so that it holds that much of level 1,
+    not its whole region's."""
     nz, ny = job.shapes[0][:2]
     h = _halo(job, task)
     (z0, z1), (y0, y1) = task.z, task.y
-    step = job.chunk if _streams(job, task.level, task.top) else z1 - z0
+    streams = _streams(job, task.level, task.top)
+    step = job.chunk if streams else z1 - z0
     ystep = _rows_per_read(job, task.level, task.top, y1 - y0)
-    level1 = None
-    if task.top >= 1:
-        (l0, l1), (ly0, ly1) = task.region(1)
-        level1 = scratch.array("plan.level1", (l1 - l0, ly1 - ly0, job.shapes[1][2]),
+    part = 2 * job.chunk if task.top >= 2 else z1 - z0  # level-0 planes per level-1 part
+    level2 = None
+    if task.top >= 2:
+        (l0, l1), (ly0, ly1) = task.region(2)
+        level2 = scratch.array("plan.level2", (l1 - l0, ly1 - ly0, job.shapes[2][2]),
                                job.dtype)
-    for a in range(z0, z1, step):
-        b = min(a + step, z1)
-        sa, sb = max(a - h, 0), min(b + h, nz)
-        for ya in range(y0, y1, ystep):
-            yb = min(ya + ystep, y1)
-            ra, rb = max(ya - h, 0), min(yb + h, ny)
-            block = read_slices(job, (sa, sb), (ra, rb))
-            inner = block[a - sa:block.shape[0] - (sb - b), ya - ra:block.shape[1] - (rb - yb)]
-            chunkio.open_level(job.arrays[0]).write(a, ya, inner)
-            if level1 is None:
-                continue
-            za, ya1 = (a - z0) // 2, (ya - y0) // 2
-            target = level1[za:za + -(-(b - a) // 2), ya1:ya1 + -(-(yb - ya) // 2)]
-            pyramid.downsample(block, job.algorithms[1],
-                               ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0)), out=target)
-    if level1 is not None:
-        chunkio.open_level(job.arrays[1]).write(l0, ly0, level1)
-    return level1
+    level1 = None
+    for p0 in range(z0, z1, part):
+        p1 = min(p0 + part, z1)
+        if task.top >= 1:
+            ly0, ly1 = task.region(1)[1]
+            level1 = scratch.array("plan.level1", (-(-(p1 - p0) // 2), ly1 - ly0,
+                                                   job.shapes[1][2]), job.dtype)
+        for a in range(p0, p1, step):
+            b = min(a + step, p1)
+            sa, sb = max(a - h, 0), min(b + h, nz)
+            for ya in range(y0, y1, ystep):
+                yb = min(ya + ystep, y1)
+                ra, rb = max(ya - h, 0), min(yb + h, ny)
+                block = read_slices(job, (sa, sb), (ra, rb))
+                inner = block[a - sa:block.shape[0] - (sb - b),
+                              ya - ra:block.shape[1] - (rb - yb)]
+                chunkio.open_level(job.arrays[0]).write(a, ya, inner)
+                if level1 is None:
+                    continue
+                za, ya1 = (a - p0) // 2, (ya - y0) // 2
+                target = level1[za:za + -(-(b - a) // 2), ya1:ya1 + -(-(yb - ya) // 2)]
+                pyramid.downsample(block, job.algorithms[1],
+                                   ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0)), out=target)
+        if level1 is not None:
+            chunkio.open_level(job.arrays[1]).write(p0 // 2, ly0, level1)
+        if level2 is not None:
+            # a part starts on a level-1 chunk (even): no 2x2x2 cell straddles two parts
+            z2 = (p0 - z0) // 4
+            pyramid.downsample(level1, job.algorithms[2],
+                               out=level2[z2:z2 + -(-level1.shape[0] // 2)])
+    if level2 is not None:
+        chunkio.open_level(job.arrays[2]).write(task.region(2)[0][0], task.region(2)[1][0],
+                                                level2)
+        return level2, 3
+    return level1, 2
 
 
 def read_slices(job: Job, z: Span, y: Span) -> np.ndarray:

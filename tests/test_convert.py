@@ -51,8 +51,9 @@ def test_level0_tasks_that_also_write_level2_match_the_reference(tmp_path, stack
     from scrollzarr.convert import _make_plan
     from scrollzarr.sources import open_input
 
-    # odd edges on every axis, a short last z slab, several bands per slab
-    vol = random_volume((70, 90, 61), seed=11, high=65536 if algorithm != "mode" else 4)
+    # odd edges on every axis, two level-1 parts per slab, a short odd last slab, several
+    # bands per slab
+    vol = random_volume((69, 90, 61), seed=11, high=65536 if algorithm != "mode" else 4)
     src = stack_dir(vol)
     options = Options(quiet=True, chunk_size=8, nlevels=5, algorithm=algorithm,
                       num_threads=2)
