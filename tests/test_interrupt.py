@@ -46,7 +46,8 @@ def test_signal_journals_finished_tasks_and_prints_the_continue_command(
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "0").glob("*/*/*"))) >= 200:  # a few level-0 tasks written
+        # two level-0 tasks written (256 chunk files each: 4 chunks deep, 4 high, 16 wide)
+        if len(list((out / "0").glob("*/*/*"))) >= 700:
             break
         time.sleep(0.005)
     proc.send_signal(signum)
