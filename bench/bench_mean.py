@@ -110,7 +110,8 @@ def main() -> None:
         sys.path.insert(0, tmp)
         for attempt in ("compile", "cached load"):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import bench_mean_kernels as k, numpy as np;"
+            subprocess.run([sys.executable, "-c",
+                            "import bench_mean_kernels as k, numpy as np;"
                             "b = np.ones((3, 3, 3), np.uint16);"
                             "k.mean_uint16(b, np.empty((2, 2, 2), np.uint16));"
                             "k.copy_nonzero(b, b.copy())"], check=True, cwd=tmp)

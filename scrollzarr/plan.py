@@ -416,22 +416,19 @@ def _level0(job: Job, task: Task) -> tuple[np.ndarray | None, int]:
     nz, ny = job.shapes[0][:2]
     h = _halo(job, task)
     (z0, z1), (y0, y1) = task.z, task.y
-    streams = _streams(job, task.level, task.top)
-    step = job.chunk if streams else z1 - z0
+    step = job.chunk if _streams(job, task.level, task.top) else z1 - z0
     ystep = _rows_per_read(job, task.level, task.top, y1 - y0)
     part = 2 * job.chunk if task.top >= 2 else z1 - z0  # level-0 planes per level-1 part
-    level2 = None
+    level1 = level2 = None
     if task.top >= 2:
-        (l0, l1), (ly0, ly1) = task.region(2)
-        level2 = scratch.array("plan.level2", (l1 - l0, ly1 - ly0, job.shapes[2][2]),
+        (z2, z3), (y2, y3) = task.region(2)
+        level2 = scratch.array("plan.level2", (z3 - z2, y3 - y2, job.shapes[2][2]),
                                job.dtype)
-    level1 = None
     for p0 in range(z0, z1, part):
         p1 = min(p0 + part, z1)
         if task.top >= 1:
-            ly0, ly1 = task.region(1)[1]
-            level1 = scratch.array("plan.level1", (-(-(p1 - p0) // 2), ly1 - ly0,
-                                                   job.shapes[1][2]), job.dtype)
+            shape = (-(-(p1 - p0) // 2), -(-y1 // 2) - y0 // 2, job.shapes[1][2])
+            level1 = scratch.array("plan.level1", shape, job.dtype)
         for a in range(p0, p1, step):
             b = min(a + step, p1)
             sa, sb = max(a - h, 0), min(b + h, nz)
@@ -446,18 +443,17 @@ def _level0(job: Job, task: Task) -> tuple[np.ndarray | None, int]:
                     continue
                 za, ya1 = (a - p0) // 2, (ya - y0) // 2
                 target = level1[za:za + -(-(b - a) // 2), ya1:ya1 + -(-(yb - ya) // 2)]
-                pyramid.downsample(block, job.algorithms[1],
-                                   ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0)), out=target)
+                context = ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0))
+                pyramid.downsample(block, job.algorithms[1], context, out=target)
         if level1 is not None:
-            chunkio.open_level(job.arrays[1]).write(p0 // 2, ly0, level1)
+            chunkio.open_level(job.arrays[1]).write(p0 // 2, y0 // 2, level1)
         if level2 is not None:
             # a part starts on a level-1 chunk (even): no 2x2x2 cell straddles two parts
-            z2 = (p0 - z0) // 4
+            at = (p0 - z0) // 4
             pyramid.downsample(level1, job.algorithms[2],
-                               out=level2[z2:z2 + -(-level1.shape[0] // 2)])
+                               out=level2[at:at + -(-level1.shape[0] // 2)])
     if level2 is not None:
-        chunkio.open_level(job.arrays[2]).write(task.region(2)[0][0], task.region(2)[1][0],
-                                                level2)
+        chunkio.open_level(job.arrays[2]).write(z2, y2, level2)
         return level2, 3
     return level1, 2
 
