@@ -106,4 +106,5 @@ def test_private_bucket_needs_credentials_and_reads_with_them(moto, tmp_path):
     proc = render(ppm, url, tmp_path / "out", env, "--cache_dir", tmp_path / "c2")
     assert proc.returncode == 0, proc.stderr
     local = render(ppm, store, tmp_path / "local", env)
+    assert local.returncode == 0, local.stderr
     assert outputs(tmp_path / "out") == outputs(tmp_path / "local")

@@ -179,7 +179,7 @@ def test_a_failed_queued_write_is_raised_by_flush_and_leaves_no_partial_file(tmp
     assert chunkio._queued_bytes == 0
 
 
-def _deep_job(nz: int, size: int = 2048, algorithm: str = "mean") -> "planning.Job":
+def _deep_job(nz: int, size: int = 2048, algorithm: str = "mean"):
     from scrollzarr import plan as planning, pyramid
     from scrollzarr.sources import SliceSource
 

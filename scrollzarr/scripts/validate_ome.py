@@ -55,8 +55,9 @@ def main(args: argparse.Namespace) -> None:
     if args.deep and not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
-        def progress(items, total, label):
+        def bar(items, total, label):
             return tqdm(items, total=total, desc=label, unit="chunk", leave=False)
+        progress = bar
     findings = validate_store(_open(args.store, args.user), deep=args.deep, seed=args.seed,
                               samples=args.samples, progress=progress)
     if args.json:
