@@ -215,7 +215,7 @@ def test_task_memory_does_not_grow_with_the_depth_of_the_scroll():
     from scrollzarr import plan as planning
 
     def largest(nz: int) -> tuple[float, int]:
-        """(working memory, slice rows held at once) of the largest task"""
+        """(working memory, bytes of slices held at once) of the largest task"""
         job = _deep_job(nz)
         plan = planning.make_plan(job, 0, 8 * 2**30, 2)
         memory = held = 0
