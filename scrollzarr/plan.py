@@ -424,11 +424,12 @@ def _level0(job: Job, task: Task) -> tuple[np.ndarray | None, int]:
         (z2, z3), (y2, y3) = task.region(2)
         level2 = scratch.array("plan.level2", (z3 - z2, y3 - y2, job.shapes[2][2]),
                                job.dtype)
+    ly0, ly1 = task.region(1)[1]
     for p0 in range(z0, z1, part):
         p1 = min(p0 + part, z1)
         if task.top >= 1:
-            shape = (-(-(p1 - p0) // 2), -(-y1 // 2) - y0 // 2, job.shapes[1][2])
-            level1 = scratch.array("plan.level1", shape, job.dtype)
+            level1 = scratch.array("plan.level1", (-(-(p1 - p0) // 2), ly1 - ly0,
+                                                   job.shapes[1][2]), job.dtype)
         for a in range(p0, p1, step):
             b = min(a + step, p1)
             sa, sb = max(a - h, 0), min(b + h, nz)
@@ -446,7 +447,7 @@ def _level0(job: Job, task: Task) -> tuple[np.ndarray | None, int]:
                 context = ((a - sa, sb - b), (ya - ra, rb - yb), (0, 0))
                 pyramid.downsample(block, job.algorithms[1], context, out=target)
         if level1 is not None:
-            chunkio.open_level(job.arrays[1]).write(p0 // 2, y0 // 2, level1)
+            chunkio.open_level(job.arrays[1]).write(p0 // 2, ly0, level1)
         if level2 is not None:
             # a part starts on a level-1 chunk (even): no 2x2x2 cell straddles two parts
             at = (p0 - z0) // 4
